@@ -1,0 +1,61 @@
+"""Configuration of a VLM2Vec embedding model.
+
+This file is copied verbatim into every VLM2Vec model repository on the Hub, so it imports only
+`transformers`.
+"""
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+POOLING_MODES = ("last", "eos")
+POSITION_IDS_MODES = ("reference", "native")
+
+
+class VLM2VecConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`VLM2VecModel`]: a backbone vision-language model (Qwen2-VL or Qwen2.5-VL) whose final hidden
+    state at the last non-padding token, optionally L2-normalised, is the embedding.
+
+    Args:
+        vlm_config (`dict` or `PreTrainedConfig`):
+            The configuration of the wrapped backbone (`model_type` `qwen2_vl` or `qwen2_5_vl`).
+        pooling (`str`, defaults to `"last"`):
+            `"last"` or its alias `"eos"`: pool the last token whose attention mask is 1. No EOS token is appended;
+            the reference VLM2Vec uses the two names for the same thing.
+        normalize (`bool`, defaults to `True`):
+            L2-normalise the pooled embedding, so that the dot product is the cosine similarity.
+        position_ids_mode (`str`, defaults to `"reference"`):
+            `"reference"`: every token, image tokens included, gets the plain 1-D position
+            `cumsum(attention_mask) - 1`, identical on the three M-RoPE axes. This is how the published VLM2Vec
+            Qwen2-VL models were trained and evaluated. `"native"`: the backbone's own 3-D M-RoPE positions for
+            visual tokens (from `mm_token_type_ids`), as stock transformers computes them.
+        initializer_range (`float`, defaults to `0.02`):
+            Standard deviation used when the model is initialised from scratch.
+    """
+
+    model_type = "vlm2vec"
+    sub_configs_defaults = {"vlm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_vl")}
+
+    vlm_config: dict | PreTrainedConfig | None = None
+    pooling: str = "last"
+    normalize: bool = True
+    position_ids_mode: str = "reference"
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
+        if self.position_ids_mode not in POSITION_IDS_MODES:
+            raise ValueError(f"position_ids_mode must be one of {POSITION_IDS_MODES}, got {self.position_ids_mode!r}")
+
+    def get_text_config(self, *args, **kwargs) -> PreTrainedConfig:
+        return self.vlm_config.get_text_config(*args, **kwargs)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of the embedding: the backbone LLM's hidden size."""
+        return self.vlm_config.get_text_config().hidden_size
+
+
+__all__ = ["VLM2VecConfig"]

@@ -1,0 +1,313 @@
+"""Processor of a VLM2Vec model: prompt strings and images in, backbone inputs out, exactly as the reference does it.
+
+The reference VLM2Vec feeds its Qwen2-VL backbone raw strings (no chat template, no `<|vision_start|>`), the image
+placeholder first, and preprocesses images with the PIL pipeline of transformers 4.52. This processor reproduces
+that, so the same weights give the same embeddings. This file is copied verbatim into every VLM2Vec model
+repository on the Hub, so it imports only `torch`, `transformers`, `numpy` and `PIL`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from transformers import AutoImageProcessor, AutoTokenizer
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+IMAGE_TOKEN = "<|image_pad|>"
+# MMEB stores prompts with the Phi-3-V tag; every non-Phi backbone swaps it for its own image token.
+MMEB_IMAGE_TAG = "<|image_1|>"
+PROMPT_FORMATS = ("v1", "v2")
+# The reference resizes an image with a side under 28 px to 56 x 56 before the processor sees it.
+MIN_IMAGE_SIDE = 28
+SMALL_IMAGE_RESIZE = (56, 56)
+IMAGE_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+ImageLike = Image.Image | str | os.PathLike | np.ndarray
+
+
+class ImageInputError(ValueError):
+    """An image that cannot be turned into model input; the message names the image."""
+
+
+class PromptRowError(ValueError):
+    """A batch row that cannot be turned into model input; `row` is its index in the batch."""
+
+    def __init__(self, row: int, message: str):
+        super().__init__(f"row {row}: {message}")
+        self.row = row
+
+
+def looks_like_image_path(value: str) -> bool:
+    """True for a one-line string without spaces that ends in an image file extension, e.g. `"photos/cat.png"`.
+
+    Such strings are read as image paths, and a missing file is an error rather than a silently embedded text.
+    """
+    return (
+        value.lower().endswith(IMAGE_FILE_EXTENSIONS)
+        and "\n" not in value
+        and (" " not in value or os.path.isfile(value))
+    )
+
+
+def open_image_file(path: str | os.PathLike) -> Image.Image:
+    """Open and decode an image file, refusing decompression bombs (more than `PIL.Image.MAX_IMAGE_PIXELS`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageInputError(f"image file {str(path)!r} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageInputError(
+            f"image file {str(path)!r} is refused as a possible decompression bomb (limit "
+            f"{Image.MAX_IMAGE_PIXELS} pixels, PIL.Image.MAX_IMAGE_PIXELS): {error}"
+        ) from error
+    except UnidentifiedImageError as error:
+        raise ImageInputError(f"image file {str(path)!r} is not a readable image") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageInputError(f"image file {str(path)!r} is corrupt or truncated: {error}") from error
+    return image
+
+
+def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
+    """Map 16-bit / 32-bit / float greyscale onto 0-255 (16-bit range / 257); PIL's own conversion would clip."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = values / 257.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_reference_rgb(image: Image.Image) -> Image.Image:
+    """Apply the reference's image preparation: the under-28-px resize, then PIL `convert("RGB")`.
+
+    `convert("RGB")` drops an alpha channel (keeping the colour under transparent pixels), as transformers 4.52 did;
+    transformers 5 composites on white instead, which changes embeddings.
+    """
+    if image.width == 0 or image.height == 0:
+        raise ImageInputError(f"image has zero size ({image.width}x{image.height})")
+    if image.width < MIN_IMAGE_SIDE or image.height < MIN_IMAGE_SIDE:
+        image = image.resize(SMALL_IMAGE_RESIZE)
+    if image.mode in HIGH_BIT_DEPTH_MODES:
+        image = _high_bit_depth_to_8bit(image)
+    if image.mode != "RGB":
+        try:
+            image = image.convert("RGB")
+        except ValueError as error:
+            raise ImageInputError(f"image mode {image.mode!r} cannot be converted to RGB: {error}") from error
+    return image
+
+
+def load_image(image: ImageLike) -> Image.Image:
+    """Turn a PIL image, an image file path or an `(H, W[, C])` uint8 array into a reference-prepared RGB image."""
+    if isinstance(image, (str, os.PathLike)):
+        image = open_image_file(image)
+    elif isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3) or image.dtype != np.uint8:
+            raise ImageInputError(f"arrays must be (H, W) or (H, W, C) uint8, got shape {image.shape} {image.dtype}")
+        image = Image.fromarray(image)
+    elif not isinstance(image, Image.Image):
+        raise ImageInputError(f"expected a PIL image, an image file path or a uint8 array, got {type(image).__name__}")
+    return to_reference_rgb(image)
+
+
+def format_prompt(
+    text: str | None,
+    instruction: str | None = None,
+    num_images: int = 0,
+    prompt_format: str = "v1",
+    image_token: str = IMAGE_TOKEN,
+) -> str:
+    """Build the raw prompt string the reference VLM2Vec feeds its backbone.
+
+    V1 (the reference's `process_input_text`): `instruction`, then `" " + text`, then the image token and one space
+    in front, e.g. `"<|image_pad|> Represent the given image with the following question: What is in the image"`.
+    V2 (the MMEB-V2 evaluation rule for image queries): `"<|image_pad|>\\n" + instruction + " " + text + "\\n"`,
+    with every `" \\n"` collapsed to `"\\n"`. Without an instruction both formats give the raw text (with the image
+    token and a space in front when there is an image), as the reference embeds its candidates.
+
+    A `text` that already holds image placeholders (`<|image_pad|>`, or MMEB's `<|image_1|>`) is a complete prompt:
+    it is used as is, with MMEB tags swapped for `image_token`.
+    """
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+    text = text or ""
+    instruction = instruction or ""
+    if MMEB_IMAGE_TAG in text or image_token in text:
+        if instruction:
+            raise ValueError("a text that already holds image placeholders is a complete prompt; pass no instruction")
+        return text.replace(MMEB_IMAGE_TAG, image_token)
+    image_prefix = " ".join([image_token] * num_images)
+    if prompt_format == "v2" and instruction:
+        body = " ".join(part for part in (instruction.strip(), text) if part)
+        prompt = f"{image_prefix}\n{body}\n" if image_prefix else f"{body}\n"
+        return prompt.replace(" \n", "\n")
+    return " ".join(part for part in (image_prefix, instruction, text) if part)
+
+
+class VLM2VecProcessor(ProcessorMixin):
+    r"""
+    Prompt strings and images in, [`VLM2VecModel`] inputs out.
+
+    Wraps a Qwen2 tokenizer and the PIL Qwen2-VL image processor (the reference's bicubic resize; the torchvision
+    backend differs by up to 9e-3). Images go through [`to_reference_rgb`] first. Needs no torchvision and no video
+    processor.
+
+    Args:
+        image_processor: a `Qwen2VLImageProcessorPil`; its `size` holds the `min_pixels` / `max_pixels` bounds.
+        tokenizer: the backbone's Qwen2 tokenizer.
+        prompt_format (`str`, defaults to `"v1"`): how [`format_prompt`] joins instruction, text and image.
+        max_length (`int`, *optional*): right-truncate every row to this many tokens (image tokens included).
+            `None` keeps every token, as the published V2 evaluation does.
+    """
+
+    def __init__(
+        self,
+        image_processor=None,
+        tokenizer=None,
+        chat_template: str | None = None,
+        prompt_format: str = "v1",
+        max_length: int | None = None,
+        **kwargs,
+    ):
+        if prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+        self.prompt_format = prompt_format
+        self.max_length = max_length
+        self.image_token = IMAGE_TOKEN
+        super().__init__(image_processor, tokenizer, chat_template=chat_template)
+        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # Saved processor files do not record the PIL backend, so it is chosen here on every load.
+        kwargs.pop("subfolder", None)
+        hub_kwargs = {key: value for key, value in kwargs.items() if key != "backend"}
+        image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, backend="pil", **hub_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return [image_processor, tokenizer]
+
+    @property
+    def min_pixels(self) -> int:
+        return self.image_processor.size["shortest_edge"]
+
+    @property
+    def max_pixels(self) -> int:
+        return self.image_processor.size["longest_edge"]
+
+    def format_prompt(self, text: str | None = None, instruction: str | None = None, num_images: int = 0) -> str:
+        """[`format_prompt`] with this processor's prompt format."""
+        return format_prompt(text, instruction, num_images, self.prompt_format, self.image_token)
+
+    def prepare_image(self, image: ImageLike) -> Image.Image:
+        """[`load_image`], then a check that the image processor accepts its shape (e.g. aspect ratio < 200)."""
+        image = load_image(image)
+        try:
+            self.num_image_tokens(image)
+        except ValueError as error:
+            raise ImageInputError(
+                f"{image.width}x{image.height} image rejected by the image processor: {error}"
+            ) from error
+        return image
+
+    def num_image_tokens(self, image: Image.Image) -> int:
+        """Merged visual tokens the backbone sees for a prepared image (`grid_h * grid_w / merge_size**2`)."""
+        patches = self.image_processor.get_number_of_image_patches(image.height, image.width, {})
+        return patches // self.image_processor.merge_size**2
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        images: Sequence[ImageLike] | None = None,
+        padding_side: str | None = None,
+        return_tensors: str = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Tokenise raw prompt strings and preprocess their images.
+
+        Args:
+            text: one prompt or a batch; each `<|image_pad|>` (or MMEB `<|image_1|>`) stands for one image.
+            images: every image of the batch, flat, in the order their placeholders appear. PIL images, image file
+                paths or uint8 arrays.
+            padding_side: `"left"` or `"right"`; defaults to the tokenizer's. Embeddings do not depend on it.
+
+        Returns:
+            `input_ids`, `attention_mask`, `mm_token_type_ids` (`(batch, seq)`; 1 on image tokens), and with images
+            `pixel_values` (`(total_patches, 3 * 2 * 14 * 14)`) and `image_grid_thw` (`(num_images, 3)`).
+
+        Raises:
+            ValueError: naming the row or image at fault.
+        """
+        texts = [text] if isinstance(text, str) else list(text)
+        for row, prompt in enumerate(texts):
+            if not isinstance(prompt, str):
+                raise PromptRowError(row, f"prompt must be a string, got {type(prompt).__name__}")
+        texts = [prompt.replace(MMEB_IMAGE_TAG, self.image_token) for prompt in texts]
+        images = list(images or [])
+        placeholders = [prompt.count(self.image_token) for prompt in texts]
+        if sum(placeholders) != len(images):
+            raise ValueError(
+                f"the prompts hold {sum(placeholders)} image placeholders (per row: {placeholders}) "
+                f"but {len(images)} images were given"
+            )
+
+        prepared, tokens_per_image = [], []
+        for index, image in enumerate(images):
+            try:
+                image = self.prepare_image(image)
+                tokens_per_image.append(self.num_image_tokens(image))
+            except ValueError as error:
+                raise ImageInputError(f"image {index}: {error}") from error
+            prepared.append(image)
+
+        expanded, expected_image_tokens, next_image = [], [], 0
+        for prompt, count in zip(texts, placeholders):
+            pieces = prompt.split(self.image_token)
+            row_tokens = tokens_per_image[next_image : next_image + count]
+            next_image += count
+            expanded.append(pieces[0] + "".join(self.image_token * n + rest for n, rest in zip(row_tokens, pieces[1:])))
+            expected_image_tokens.append(sum(row_tokens))
+
+        encoding = self.tokenizer(
+            expanded,
+            padding=True,
+            truncation=self.max_length is not None,
+            max_length=self.max_length,
+            padding_side=padding_side,
+            return_tensors="pt",
+        )
+        input_ids = encoding["input_ids"]
+        image_token_mask = input_ids == self.image_token_id
+        found = image_token_mask.sum(dim=1).tolist()
+        for row, (seen, expected) in enumerate(zip(found, expected_image_tokens)):
+            if seen != expected:
+                raise PromptRowError(
+                    row,
+                    f"its images need {expected} image tokens but {seen} fit in max_length={self.max_length}; "
+                    "raise max_length (max_seq_length) or lower max_pixels",
+                )
+        data = {
+            "input_ids": input_ids,
+            "attention_mask": encoding["attention_mask"],
+            "mm_token_type_ids": image_token_mask.to(torch.int32),
+        }
+        if prepared:
+            data.update(self.image_processor(prepared, return_tensors="pt"))
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw"]
+
+
+__all__ = ["VLM2VecProcessor", "PromptRowError", "format_prompt", "load_image", "to_reference_rgb", "ImageInputError"]

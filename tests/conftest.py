@@ -1,0 +1,72 @@
+"""Shared fixtures: the reference parity fixture and model folders converted from it (built once per session)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+# Keep the tests' dynamic-module cache and any Hub state out of the user's ~/.cache, and never go online.
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="vlm2vec-tests-hf-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from vlm2vec_hf.hub_cards.convert import convert_backbone
+
+FIXTURE = Path(__file__).parent / "fixtures" / "parity-qwen2vl-public"
+CASES: dict[str, dict] = json.loads((FIXTURE / "cases.json").read_text())["cases"]
+BATCHES: dict[str, dict] = json.loads((FIXTURE / "cases.json").read_text())["batches"]
+# Reference fixture recipe: fp32, eager attention, prompts truncated at 256 tokens.
+MAX_LENGTH = 256
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="session")
+def expected() -> dict[str, torch.Tensor]:
+    return load_file(FIXTURE / "expected.safetensors")
+
+
+def case_image_path(case_id: str) -> str | None:
+    image = CASES[case_id]["image"]
+    return str(FIXTURE / "images" / image) if image else None
+
+
+def case_image(case_id: str) -> Image.Image | None:
+    path = case_image_path(case_id)
+    return Image.open(path) if path else None
+
+
+def _convert(tmp_path_factory, name: str, **kwargs) -> Path:
+    out = tmp_path_factory.mktemp("models") / name
+    return convert_backbone(FIXTURE / "backbone", out, max_length=MAX_LENGTH, dtype=torch.float32, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def fixture_model_dir(tmp_path_factory) -> Path:
+    """The parity backbone as a VLM2Vec model folder: reference positions, V1 prompts."""
+    return _convert(tmp_path_factory, "vlm2vec-fixture-v1")
+
+
+@pytest.fixture(scope="session")
+def fixture_model_dir_v2(tmp_path_factory) -> Path:
+    return _convert(tmp_path_factory, "vlm2vec-fixture-v2", prompt_format="v2")
+
+
+@pytest.fixture(scope="session")
+def sentence_model(fixture_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(fixture_model_dir), trust_remote_code=True, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def auto_model_and_processor(fixture_model_dir):
+    from transformers import AutoModel, AutoProcessor
+
+    model = AutoModel.from_pretrained(fixture_model_dir, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(fixture_model_dir, trust_remote_code=True)
+    return model, processor

@@ -1,0 +1,107 @@
+"""Writing a complete, self-contained VLM2Vec model folder, and loading it back.
+
+A model folder holds everything a Hub repository needs: `config.json` (with `auto_map`), `model.safetensors`,
+the `modeling_vlm2vec` code files, the processor files (tokenizer, PIL image processor bounds, prompt format),
+the sentence-transformers files (`modules.json`, `config_sentence_transformers.json` with the prompts) and the
+`vlm2vec_st.py` module, all at the root. Both `AutoModel.from_pretrained(folder, trust_remote_code=True)` and
+`SentenceTransformer(folder, trust_remote_code=True)` open it in a process that never imports this project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from sentence_transformers import SentenceTransformer
+from transformers import AutoImageProcessor, PreTrainedTokenizerBase
+from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+
+from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel, VLM2VecProcessor
+from vlm2vec_hf.st_module import MODULE_TYPE, VLM2VecEncoder, default_prompts
+
+# VLM2Vec-V2.0 (and the reference `main` defaults): Qwen smart-resize within [28*28*4, 28*28*1280] pixels,
+# i.e. 4 to 1280 visual tokens per image.
+PUBLISHED_MIN_PIXELS = 3136
+PUBLISHED_MAX_PIXELS = 1003520
+
+
+def make_processor(
+    tokenizer: PreTrainedTokenizerBase,
+    image_processor_source: str | os.PathLike | None = None,
+    *,
+    prompt_format: str = "v1",
+    min_pixels: int = PUBLISHED_MIN_PIXELS,
+    max_pixels: int = PUBLISHED_MAX_PIXELS,
+    max_length: int | None = None,
+) -> VLM2VecProcessor:
+    """A `VLM2VecProcessor` with the PIL image processor of `image_processor_source` (or Qwen2-VL's defaults)."""
+    if min_pixels > max_pixels:
+        raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    tokenizer.chat_template = None  # VLM2Vec feeds raw prompt strings; a backbone's chat template would mislead
+    if image_processor_source is None:
+        image_processor = Qwen2VLImageProcessorPil(size=size)
+    else:
+        image_processor = AutoImageProcessor.from_pretrained(image_processor_source, backend="pil", size=size)
+    return VLM2VecProcessor(image_processor, tokenizer, prompt_format=prompt_format, max_length=max_length)
+
+
+def write_model_folder(
+    model: VLM2VecModel,
+    processor: VLM2VecProcessor,
+    out_dir: str | os.PathLike,
+    *,
+    prompts: dict[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save `model` + `processor` as a model folder that transformers and sentence-transformers load.
+
+    The folder is written next to `out_dir` first and moved into place at the end, so an existing folder is never
+    left half-written; an existing non-empty `out_dir` is replaced only with `overwrite=True`.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        encoder = VLM2VecEncoder(model=model, processor=processor)
+        sentence_model = SentenceTransformer(
+            modules=[encoder], prompts=prompts if prompts is not None else default_prompts(), device="cpu"
+        )
+        sentence_model.similarity_fn_name = "cosine"
+        sentence_model.save(str(staging), create_model_card=False)
+        _point_modules_json_at_root_file(staging)
+        _replace_folder(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _point_modules_json_at_root_file(folder: Path) -> None:
+    # Saved from this installed package, the module's type would be `vlm2vec_hf.st_module...`, which a process
+    # without this project cannot import; the copy at the root is what a Hub repository must use.
+    modules_path = folder / "modules.json"
+    modules = json.loads(modules_path.read_text())
+    modules[0]["type"] = MODULE_TYPE
+    modules_path.write_text(json.dumps(modules, indent=2))
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old")
+        shutil.rmtree(backup, ignore_errors=True)
+        os.replace(target, backup)
+        os.replace(new, target)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def load_sentence_transformer(folder_or_repo: str | os.PathLike, **kwargs) -> SentenceTransformer:
+    """`SentenceTransformer(folder_or_repo, trust_remote_code=True, **kwargs)`: the code it runs is the folder's."""
+    return SentenceTransformer(str(folder_or_repo), trust_remote_code=True, **kwargs)

@@ -1,0 +1,111 @@
+"""Small random Qwen2-VL / Qwen2.5-VL backbones for tests, demos and benchmarks (no download needed).
+
+Their weights are random: embeddings from them carry no meaning, only shapes, batching, padding, save/load and
+speed can be checked with them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedConfig, PreTrainedTokenizerBase
+from transformers.models.qwen2_5_vl import Qwen2_5_VLConfig
+from transformers.models.qwen2_vl import Qwen2VLConfig
+
+ASSETS = Path(__file__).parent / "assets"
+TINY_TOKENIZER_DIR = ASSETS / "tiny-qwen2-tokenizer"
+BUNDLED_IMAGES = ASSETS / "images"
+
+BackboneSize = Literal["tiny", "mid"]
+BackboneFamily = Literal["qwen2_vl", "qwen2_5_vl"]
+
+# hidden / layers / heads / kv heads / intermediate / mrope_section (sums to head_dim / 2) / vision depth / width.
+_SIZES = {
+    "tiny": dict(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, mrope=[2, 3, 3], depth=2, width=32),
+    "mid": dict(hidden=512, layers=12, heads=8, kv_heads=4, intermediate=1536, mrope=[8, 12, 12], depth=8, width=384),
+}
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerBase:
+    """The bundled 3,014-token Qwen2-style tokenizer (Qwen2-VL special tokens at ids 3000-3013)."""
+    return AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
+
+
+def backbone_config(size: BackboneSize = "tiny", family: BackboneFamily = "qwen2_vl") -> PreTrainedConfig:
+    """A Qwen2-VL or Qwen2.5-VL config of the given size, wired to the bundled tokenizer's special-token ids."""
+    shape = _SIZES[size]
+    tokenizer = tiny_tokenizer()
+    ids = {
+        name: tokenizer.convert_tokens_to_ids(token)
+        for name, token in {
+            "image_token_id": "<|image_pad|>",
+            "video_token_id": "<|video_pad|>",
+            "vision_start_token_id": "<|vision_start|>",
+            "vision_end_token_id": "<|vision_end|>",
+            "bos_token_id": "<|endoftext|>",
+            "eos_token_id": "<|im_end|>",
+            "pad_token_id": "<|endoftext|>",
+        }.items()
+    }
+    text_config = {
+        "vocab_size": 3072,
+        "hidden_size": shape["hidden"],
+        "intermediate_size": shape["intermediate"],
+        "num_hidden_layers": shape["layers"],
+        "num_attention_heads": shape["heads"],
+        "num_key_value_heads": shape["kv_heads"],
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": shape["mrope"]},
+        "bos_token_id": ids["bos_token_id"],
+        "eos_token_id": ids["eos_token_id"],
+        "pad_token_id": ids["pad_token_id"],
+    }
+    if family == "qwen2_vl":
+        vision_config = {
+            "depth": shape["depth"],
+            "embed_dim": shape["width"],
+            "num_heads": max(2, shape["width"] // 64),
+            "hidden_size": shape["hidden"],
+            "mlp_ratio": 2 if size == "tiny" else 4,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        }
+        return Qwen2VLConfig(text_config=text_config, vision_config=vision_config, tie_word_embeddings=False, **ids)
+    vision_config = {
+        "depth": shape["depth"],
+        "hidden_size": shape["width"],
+        "intermediate_size": 2 * shape["width"],
+        "num_heads": max(2, shape["width"] // 64),
+        "out_hidden_size": shape["hidden"],
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 56,
+        "fullatt_block_indexes": [shape["depth"] - 1],
+    }
+    return Qwen2_5_VLConfig(text_config=text_config, vision_config=vision_config, tie_word_embeddings=False, **ids)
+
+
+def random_backbone(
+    size: BackboneSize = "tiny",
+    family: BackboneFamily = "qwen2_vl",
+    seed: int = 0,
+    weight_std: float | None = 0.2,
+) -> torch.nn.Module:
+    """A random base VLM (`Qwen2VLModel` / `Qwen2_5_VLModel`, no LM head).
+
+    With the default init (std 0.02) every input gets nearly the same embedding; `weight_std` re-draws every
+    parameter with two or more dimensions from N(0, weight_std^2) with a seeded generator so embeddings differ.
+    `None` keeps transformers' init.
+    """
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(backbone_config(size, family), attn_implementation="eager")
+    if weight_std is not None:
+        generator = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.ndim >= 2:
+                    parameter.copy_(torch.randn(parameter.shape, generator=generator) * weight_std)
+    return model.eval()
