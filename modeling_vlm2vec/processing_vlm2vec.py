@@ -28,7 +28,6 @@ PROMPT_FORMATS = ("v1", "v2")
 # The reference resizes an image with a side under 28 px to 56 x 56 before the processor sees it.
 MIN_IMAGE_SIDE = 28
 SMALL_IMAGE_RESIZE = (56, 56)
-IMAGE_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 ImageLike = Image.Image | str | os.PathLike | np.ndarray
@@ -44,18 +43,6 @@ class PromptRowError(ValueError):
     def __init__(self, row: int, message: str):
         super().__init__(f"row {row}: {message}")
         self.row = row
-
-
-def looks_like_image_path(value: str) -> bool:
-    """True for a one-line string without spaces that ends in an image file extension, e.g. `"photos/cat.png"`.
-
-    Such strings are read as image paths, and a missing file is an error rather than a silently embedded text.
-    """
-    return (
-        value.lower().endswith(IMAGE_FILE_EXTENSIONS)
-        and "\n" not in value
-        and (" " not in value or os.path.isfile(value))
-    )
 
 
 def open_image_file(path: str | os.PathLike) -> Image.Image:
@@ -265,10 +252,10 @@ class VLM2VecProcessor(ProcessorMixin):
         for index, image in enumerate(images):
             try:
                 image = self.prepare_image(image)
-                tokens_per_image.append(self.num_image_tokens(image))
             except ValueError as error:
                 raise ImageInputError(f"image {index}: {error}") from error
             prepared.append(image)
+            tokens_per_image.append(self.num_image_tokens(image))
 
         expanded, expected_image_tokens, next_image = [], [], 0
         for prompt, count in zip(texts, placeholders):

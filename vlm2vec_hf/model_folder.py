@@ -70,7 +70,9 @@ def write_model_folder(
     try:
         encoder = VLM2VecEncoder(model=model, processor=processor)
         sentence_model = SentenceTransformer(
-            modules=[encoder], prompts=prompts if prompts is not None else default_prompts(), device="cpu"
+            modules=[encoder],
+            prompts=prompts if prompts is not None else default_prompts(),
+            device=str(model.device),
         )
         sentence_model.similarity_fn_name = "cosine"
         sentence_model.save(str(staging), create_model_card=False)
