@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, Qwen2VLProcessor, Qwen2VLVideoProcessor
-from vlm2vec_hf.hub_cards.convert import convert_backbone
-from vlm2vec_hf.modeling_vlm2vec.modeling_vlm2vec import reference_position_ids
 
+from vlm2vec_hf.hub_cards.convert import convert_backbone
 from vlm2vec_hf.model_folder import load_sentence_transformer
+from vlm2vec_hf.modeling_vlm2vec.modeling_vlm2vec import reference_position_ids
 from vlm2vec_hf.tiny import BUNDLED_IMAGES, random_backbone, tiny_tokenizer
 
 RESULTS = Path(__file__).parent / "results"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
-from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
 
 from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
+from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
 
 
 def convert_backbone(

@@ -84,6 +84,34 @@ def split_input(value: Any) -> tuple[str | None, list[Any]]:
     raise ValueError(f"has unsupported type {type(value).__name__} ({_describe(value)})")
 
 
+def load_with_adapter(
+    adapter_config_path: str, adapter_weights_path: str | None, model_kwargs: dict
+) -> torch.nn.Module:
+    """A LoRA / DoRA checkpoint folder: its base VLM2Vec model (`base_model_name_or_path`) with the adapter attached.
+
+    The adapter is attached with transformers' `add_adapter` (so saving writes an adapter folder again) and its
+    weights are set with peft's `set_peft_model_state_dict`, which restores DoRA magnitude vectors that
+    transformers' own adapter loading (as of 5.23) drops. Every adapter tensor must load.
+    """
+    from peft import LoraConfig, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    if adapter_weights_path is None:
+        raise ValueError(f"{adapter_config_path} has no adapter_model.safetensors beside it")
+    adapter_config = LoraConfig.from_pretrained(str(Path(adapter_config_path).parent))
+    base_kwargs = {key: value for key, value in model_kwargs.items() if key != "subfolder"}
+    model = AutoModel.from_pretrained(adapter_config.base_model_name_or_path, **base_kwargs)
+    model.add_adapter(adapter_config, adapter_name="default")
+    result = set_peft_model_state_dict(model, load_file(adapter_weights_path), adapter_name="default")
+    missing = [key for key in result.missing_keys if "lora_" in key]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"adapter weights do not fit the model: missing {missing[:5]}, "
+            f"unexpected {list(result.unexpected_keys)[:5]}"
+        )
+    return model
+
+
 def _positions_in_encode_call(batch: Sequence[Any]) -> list[int] | None:
     """Positions of `batch`'s items in the list given to `SentenceTransformer.encode`, if this call comes from it.
 
@@ -228,8 +256,22 @@ class VLM2VecEncoder(InputModule):
         }
         if subfolder:
             hub_kwargs["subfolder"] = subfolder
-        model_kwargs = {**(model_kwargs or {}), **(config_kwargs or {})}
-        model = AutoModel.from_pretrained(model_name_or_path, **{**model_kwargs, **hub_kwargs})
+        model_kwargs = {**(model_kwargs or {}), **(config_kwargs or {}), **hub_kwargs}
+        file_kwargs = {key: hub_kwargs[key] for key in ("token", "revision", "local_files_only")}
+        adapter_config = cls.load_file_path(
+            model_name_or_path, "adapter_config.json", subfolder=subfolder, cache_folder=cache_folder, **file_kwargs
+        )
+        if adapter_config is None:
+            model = AutoModel.from_pretrained(model_name_or_path, **model_kwargs)
+        else:
+            weights = cls.load_file_path(
+                model_name_or_path,
+                "adapter_model.safetensors",
+                subfolder=subfolder,
+                cache_folder=cache_folder,
+                **file_kwargs,
+            )
+            model = load_with_adapter(adapter_config, weights, model_kwargs)
         processor = AutoProcessor.from_pretrained(model_name_or_path, **{**(processor_kwargs or {}), **hub_kwargs})
         config = cls.load_config(
             model_name_or_path,

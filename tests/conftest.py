@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+
 from vlm2vec_hf.hub_cards.convert import convert_backbone
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity-qwen2vl-public"
@@ -70,3 +71,21 @@ def auto_model_and_processor(fixture_model_dir):
     model = AutoModel.from_pretrained(fixture_model_dir, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(fixture_model_dir, trust_remote_code=True)
     return model, processor
+
+
+@pytest.fixture(scope="session")
+def mini_mmeb(tmp_path_factory) -> Path:
+    """The offline mini-MMEB set (train + eval), built once per session."""
+    from vlm2vec_hf.training.mini_mmeb import build_mini_mmeb
+
+    return build_mini_mmeb(tmp_path_factory.mktemp("data") / "mini-mmeb")
+
+
+@pytest.fixture(scope="session")
+def tiny_random_model_dir(tmp_path_factory) -> Path:
+    """A random-init (transformers' default init) tiny model with small image bounds, for training tests."""
+    from vlm2vec_hf.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "tiny-random"
+    assert main(["init", "--out", str(out), "--max-pixels", "12544"]) == 0
+    return out

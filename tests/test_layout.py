@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,16 +15,32 @@ HUB_SHIPPED = {
     "modeling_vlm2vec/configuration_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/modeling_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/processing_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
-    "st_module/vlm2vec_st.py": {"torch", "transformers", "numpy", "PIL", "sentence_transformers"},
+    # peft and safetensors only when a folder holds a LoRA / DoRA adapter (imported inside that function).
+    "st_module/vlm2vec_st.py": {
+        "torch",
+        "transformers",
+        "numpy",
+        "PIL",
+        "sentence_transformers",
+        "peft",
+        "safetensors",
+    },
 }
 
 
 @pytest.mark.parametrize("name", ["training", "evaluation", "hub_cards", "st_module", "modeling_vlm2vec"])
-def test_generic_top_level_names_are_not_installed(name):
-    # The root folders install as vlm2vec_hf.<name>; a bare `import training` must not find this project.
-    spec = importlib.util.find_spec(name)
-    assert spec is None or ROOT not in Path(spec.origin or "").resolve().parents
-    assert importlib.util.find_spec(f"vlm2vec_hf.{name}") is not None
+def test_generic_top_level_names_are_not_installed(name, tmp_path):
+    # The root folders install as vlm2vec_hf.<name>; a bare `import training` must not find this project. Checked
+    # from another folder, since the repository root itself is on sys.path under `python -m pytest`.
+    probe = (
+        "import importlib.util, json; "
+        f"bare = importlib.util.find_spec({name!r}); ours = importlib.util.find_spec('vlm2vec_hf.{name}'); "
+        "print(json.dumps([bare.origin if bare else None, ours is not None]))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    bare_origin, ours_found = json.loads(result.stdout)
+    assert bare_origin is None or ROOT not in Path(bare_origin).resolve().parents
+    assert ours_found
 
 
 @pytest.mark.parametrize("relative_path", sorted(HUB_SHIPPED))

@@ -7,10 +7,10 @@ import torch
 from conftest import CASES, TOLERANCE, case_image_path
 from PIL import Image
 from transformers import AutoModel
-from vlm2vec_hf.modeling_vlm2vec import VLM2VecConfig, VLM2VecModel
-from vlm2vec_hf.modeling_vlm2vec.modeling_vlm2vec import last_token_positions, reference_position_ids
 
 from vlm2vec_hf.model_folder import load_sentence_transformer, make_processor, write_model_folder
+from vlm2vec_hf.modeling_vlm2vec import VLM2VecConfig, VLM2VecModel
+from vlm2vec_hf.modeling_vlm2vec.modeling_vlm2vec import last_token_positions, reference_position_ids
 from vlm2vec_hf.tiny import random_backbone, tiny_tokenizer
 
 

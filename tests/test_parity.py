@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import BATCHES, CASES, TOLERANCE, case_image, case_image_path
+
 from vlm2vec_hf.modeling_vlm2vec import format_prompt
 
 PLAIN_TEXT = ["p03", "p04", "p15", "p16"]

@@ -57,7 +57,98 @@ def _run_demo(args: argparse.Namespace) -> None:
     run_demo(args.out)
 
 
-COMMANDS = {"convert": (_add_convert, _run_convert), "demo": (_add_demo, _run_demo)}
+def _add_init(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "init", help="write a small random-init VLM2Vec model folder (to train from scratch)"
+    )
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--size", choices=["tiny", "mid"], default="tiny")
+    parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl"], default="qwen2_vl")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-pixels", type=int, default=PUBLISHED_MIN_PIXELS)
+    parser.add_argument("--max-pixels", type=int, default=PUBLISHED_MAX_PIXELS)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def _run_init(args: argparse.Namespace) -> None:
+    from vlm2vec_hf.model_folder import make_processor, write_model_folder
+    from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
+    from vlm2vec_hf.tiny import random_backbone, tiny_tokenizer
+
+    model = VLM2VecModel.from_backbone(random_backbone(args.size, args.family, seed=args.seed, weight_std=None))
+    processor = make_processor(tiny_tokenizer(), min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+    folder = write_model_folder(model, processor, args.out, overwrite=args.overwrite)
+    print(f"Wrote a random-init {args.size} {args.family} VLM2Vec model to {folder}")
+
+
+def _add_data(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="datasets")
+    data_commands = parser.add_subparsers(dest="data_command", required=True)
+    mini = data_commands.add_parser("mini-mmeb", help="write the offline mini-MMEB train + eval set")
+    mini.add_argument("--out", required=True)
+    mini.add_argument("--seed", type=int, default=0)
+
+
+def _run_data(args: argparse.Namespace) -> None:
+    from vlm2vec_hf.training.mini_mmeb import build_mini_mmeb
+
+    out = build_mini_mmeb(args.out, seed=args.seed)
+    print(f"Wrote mini-MMEB to {out}: train/ (MMEB-train layout), eval/ (MMEB-eval layout), images/")
+    print(f"  train: vlm2vec train --model MODEL --data {out}/train --image-dir {out}/images ...")
+
+
+def _add_train(subparsers) -> None:
+    from vlm2vec_hf.training.cli_options import add_config_flags
+
+    parser = subparsers.add_parser("train", help="contrastive training (YAML config and/or flags)")
+    parser.add_argument("--config", help="YAML file with training options; flags override it")
+    parser.add_argument("--check-data", action="store_true", help="only check every image path and tag, then exit")
+    add_config_flags(parser)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from vlm2vec_hf.training.cli_options import config_from_args
+    from vlm2vec_hf.training.trainer import train
+
+    config = config_from_args(args)
+    if args.check_data:
+        from vlm2vec_hf.training.data import load_mmeb_train
+
+        subsets = load_mmeb_train(
+            config.data,
+            config.image_dir,
+            config.subsets,
+            config.split,
+            config.num_sample_per_subset,
+            config.hard_negatives,
+        )
+        print("Data OK: " + ", ".join(f"{name} {len(rows)} rows" for name, rows in subsets.items()))
+        return
+    final = train(config)
+    print(f"Final model: {final}")
+
+
+def _add_merge(subparsers) -> None:
+    parser = subparsers.add_parser("merge", help="merge a LoRA/DoRA run's adapter into a self-contained model folder")
+    parser.add_argument("--adapter", required=True, help="adapter folder (e.g. RUN/final)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def _run_merge(args: argparse.Namespace) -> None:
+    from vlm2vec_hf.training.adapters import merge_adapter_folder
+
+    print(f"Wrote merged model {merge_adapter_folder(args.adapter, args.out, overwrite=args.overwrite)}")
+
+
+COMMANDS = {
+    "convert": (_add_convert, _run_convert),
+    "demo": (_add_demo, _run_demo),
+    "init": (_add_init, _run_init),
+    "data": (_add_data, _run_data),
+    "train": (_add_train, _run_train),
+    "merge": (_add_merge, _run_merge),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,59 @@
+"""Run under `torchrun --nproc_per_node 2` by test_ddp.py: trains with the project's trainer on CPU (gloo) and
+records, per rank, the similarity-matrix shapes the loss saw and the final weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+
+from vlm2vec_hf.training.config import TrainConfig
+from vlm2vec_hf.training.trainer import build_trainer
+
+
+def main() -> None:
+    model_dir, data_dir, out_dir = sys.argv[1:4]
+    rank = int(os.environ["RANK"])
+    config = TrainConfig(
+        model=model_dir,
+        data=f"{data_dir}/train",
+        image_dir=f"{data_dir}/images",
+        output_dir=f"{out_dir}/run",
+        subsets=["Digits", "Photos_i2t"],
+        num_sample_per_subset=48,
+        per_device_train_batch_size=4,
+        gc_mini_batch_size=2,
+        learning_rate=1e-3,
+        max_steps=3,
+        warmup_steps=0,
+        save_steps=1000,
+        seed=11,
+    )
+    trainer = build_trainer(config)
+    shapes = []
+    similarity = trainer.loss.similarity_fct
+
+    def recording_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # (queries, documents, sum of query embeddings, sum of document embeddings) of each scored block
+        shapes.append([a.shape[0], b.shape[0], float(a.sum()), float(b.sum())])
+        return similarity(a, b)
+
+    trainer.loss.similarity_fct = recording_similarity
+    trainer.train()
+    state = {name: tensor.detach().cpu() for name, tensor in trainer.model.state_dict().items()}
+    torch.save(state, f"{out_dir}/rank{rank}.pt")
+    with open(f"{out_dir}/rank{rank}.json", "w") as handle:
+        json.dump(
+            {
+                "shapes": shapes,
+                "world_size": int(os.environ["WORLD_SIZE"]),
+                "gather": trainer.loss.gather_across_devices,
+            },
+            handle,
+        )
+
+
+if __name__ == "__main__":
+    main()

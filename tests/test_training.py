@@ -1,0 +1,257 @@
+"""`vlm2vec train` end to end on the offline mini-MMEB set: learning, resume, LoRA/DoRA + merge, options."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from transformers import TrainerCallback
+
+from vlm2vec_hf.cli import main
+from vlm2vec_hf.evaluation.data import load_mmeb_eval
+from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
+from vlm2vec_hf.training.cli_options import config_from_args
+from vlm2vec_hf.training.config import TrainConfig
+from vlm2vec_hf.training.trainer import build_trainer, train
+
+# Mean hit@1 of a model that ranks candidates at random on the mini-MMEB eval sets (1/candidates per query).
+CHANCE = (1 / 10 + (2 / 3 * 1 / 10 + 1 / 3 * 1 / 2) + 1 / 10 + 1 / 2 + 1 / 10 + 1 / 25) / 6
+
+
+def train_args(model_dir, data, out, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data / "train"),
+        "--image-dir",
+        str(data / "images"),
+        "--output-dir",
+        str(out),
+        "--per-device-train-batch-size",
+        "16",
+        "--gc-mini-batch-size",
+        "8",
+        "--learning-rate",
+        "1e-3",
+        "--warmup-steps",
+        "2",
+        "--logging-steps",
+        "5",
+        "--seed",
+        "7",
+        *extra,
+    ]
+
+
+def mean_hit_at_1(model_dir, data) -> float:
+    model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
+    evaluator = MMEBEvaluator(load_mmeb_eval(data / "eval", data / "images"))
+    return evaluator(model)["mmeb_hit@1"]
+
+
+def state(model_dir) -> dict[str, torch.Tensor]:
+    model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()}
+
+
+def test_training_lifts_hit_at_1_far_above_chance(tiny_random_model_dir, mini_mmeb, tmp_path):
+    before = mean_hit_at_1(tiny_random_model_dir, mini_mmeb)
+    assert (
+        main(
+            train_args(
+                tiny_random_model_dir,
+                mini_mmeb,
+                tmp_path / "run",
+                "--max-steps",
+                "40",
+                "--save-steps",
+                "1000",
+                "--per-device-train-batch-size",
+                "32",
+            )
+        )
+        == 0
+    )
+    after = mean_hit_at_1(tmp_path / "run" / "final", mini_mmeb)
+    assert after > 1.6 * CHANCE and after > before + 0.1, (before, after, CHANCE)
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+class CrashAfterStep(TrainerCallback):
+    """Dies like a killed process right after `step` (no clean shutdown, nothing saved at the crash)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise SimulatedCrash(f"killed after step {self.step}")
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "dora"])
+def test_resume_after_a_crash_reaches_the_uninterrupted_weights(tiny_random_model_dir, mini_mmeb, tmp_path, lora):
+    extra = ["--max-steps", "6", "--save-steps", "3", "--num-sample-per-subset", "40", *(["--lora"] if lora else [])]
+    assert main(train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "straight", *extra)) == 0
+
+    crashed = tmp_path / "crashed"
+    parser_args = train_args(tiny_random_model_dir, mini_mmeb, crashed, *extra)
+    config = _config(parser_args)
+    with pytest.raises(SimulatedCrash):
+        train(config, callbacks=[CrashAfterStep(4)])
+    assert sorted(p.name for p in crashed.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-3"]
+    assert main([*parser_args, "--resume"]) == 0
+
+    expected, resumed = state(tmp_path / "straight" / "final"), state(crashed / "final")
+    assert expected.keys() == resumed.keys()
+    if lora:
+        assert any("lora_magnitude_vector" in name for name in resumed)
+    initial = state(tiny_random_model_dir)
+    moved = [name for name in initial if name in resumed and not torch.equal(initial[name], resumed[name])]
+    moved += [name for name in resumed if "lora_B" in name and resumed[name].abs().max() > 0]  # B starts at 0
+    assert moved  # training changed weights
+    worst = max((expected[name] - resumed[name]).abs().max().item() for name in expected)
+    assert worst < 1e-6
+
+
+def _config(args: list[str]) -> TrainConfig:
+    import argparse
+
+    from vlm2vec_hf.training.cli_options import add_config_flags
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    add_config_flags(parser)
+    return config_from_args(parser.parse_args(args[1:]))
+
+
+def test_dora_adapter_trains_only_the_language_model_and_merges(tiny_random_model_dir, mini_mmeb, tmp_path):
+    run = tmp_path / "lora"
+    assert (
+        main(
+            train_args(
+                tiny_random_model_dir,
+                mini_mmeb,
+                run,
+                "--lora",
+                "--lora-r",
+                "4",
+                "--max-steps",
+                "4",
+                "--save-steps",
+                "1000",
+                "--num-sample-per-subset",
+                "32",
+                "--merge",
+            )
+        )
+        == 0
+    )
+    adapter_files = sorted(p.name for p in (run / "final").iterdir())
+    assert "adapter_model.safetensors" in adapter_files and "model.safetensors" not in adapter_files
+
+    unmerged = SentenceTransformer(str(run / "final"), trust_remote_code=True, device="cpu")
+    trainable = [name for name, p in unmerged.named_parameters() if "lora_" in name]
+    assert trainable and all(".language_model." in name for name in trainable)
+    assert any("lora_magnitude_vector" in name for name in trainable)  # DoRA
+
+    merged_dir = run / "merged"
+    assert "model.safetensors" in {p.name for p in merged_dir.iterdir()}
+    merged = SentenceTransformer(str(merged_dir), trust_remote_code=True, device="cpu")
+    assert not any("lora_" in name for name, _ in merged.named_parameters())
+    inputs = [
+        "a handwritten digit seven",
+        {
+            "image": str(mini_mmeb / "images/digits/0001.png"),
+            "text": "<|image_pad|> Represent the given image for classification.",
+        },
+    ]
+    difference = abs(merged.encode(inputs) - unmerged.encode(inputs)).max()
+    assert difference < 1e-5
+    base = SentenceTransformer(str(tiny_random_model_dir), trust_remote_code=True, device="cpu")
+    assert abs(base.encode(inputs) - unmerged.encode(inputs)).max() > 1e-4  # the adapter did something
+
+
+def test_lora_regex_keeps_qwen2_5_vl_vision_mlp_out():
+    from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
+    from vlm2vec_hf.tiny import random_backbone
+    from vlm2vec_hf.training.adapters import reference_lora_config
+
+    model = VLM2VecModel.from_backbone(random_backbone("tiny", family="qwen2_5_vl"))
+    model.add_adapter(reference_lora_config(r=2))
+    adapted = {name.rsplit(".lora_A", 1)[0] for name, _ in model.named_parameters() if ".lora_A." in name}
+    assert adapted and all(".language_model." in name for name in adapted)
+    assert {name.rsplit(".", 1)[1] for name in adapted} == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    assert any(re.search(r"visual\.blocks\.\d+\.mlp\.gate_proj", name) for name, _ in model.named_parameters())
+
+
+def test_objective_options_build_the_expected_losses(tiny_random_model_dir, mini_mmeb, tmp_path):
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    base = {
+        "model": str(tiny_random_model_dir),
+        "data": str(mini_mmeb / "train"),
+        "image_dir": str(mini_mmeb / "images"),
+        "output_dir": str(tmp_path / "o"),
+        "num_sample_per_subset": 16,
+        "per_device_train_batch_size": 8,
+        "max_steps": 2,
+    }
+    trainer = build_trainer(TrainConfig(**base, hard_negatives=True, matryoshka_dims=[64, 32]))
+    assert isinstance(trainer.loss, MatryoshkaLoss)
+    assert isinstance(trainer.loss.loss, CachedMultipleNegativesRankingLoss)
+    assert trainer.loss.loss.scale == pytest.approx(50.0)
+    assert trainer.train_dataset.column_names == ["query", "positive", "negative"]
+    trainer.train()  # query, positive and hard negative all go through the cached loss
+
+    plain = build_trainer(TrainConfig(**base, gc_mini_batch_size=0, temperature=0.05))
+    assert isinstance(plain.loss, MultipleNegativesRankingLoss) and plain.loss.scale == pytest.approx(20.0)
+
+
+def test_batch_per_subset_draws_each_batch_from_one_subset(tiny_random_model_dir, mini_mmeb, tmp_path):
+    config = TrainConfig(
+        model=str(tiny_random_model_dir),
+        data=str(mini_mmeb / "train"),
+        image_dir=str(mini_mmeb / "images"),
+        output_dir=str(tmp_path / "o"),
+        num_sample_per_subset=24,
+        per_device_train_batch_size=8,
+        max_steps=2,
+        batch_per_subset=True,
+    )
+    trainer = build_trainer(config)
+    sizes = [len(data) for data in trainer.train_dataset.values()]
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    batches = list(trainer.get_train_dataloader().batch_sampler)
+    assert len(batches) == sum(sizes) // 8
+    for batch in batches:
+        owners = {next(i for i in range(len(sizes)) if bounds[i] <= index < bounds[i + 1]) for index in batch}
+        assert len(owners) == 1
+
+
+def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_dir, mini_mmeb, tmp_path):
+    before = state(tiny_random_model_dir)
+    args = train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "run", "--max-steps", "3", "--num-sample-per-subset")
+    assert main([*args, "8", "--gradient-checkpointing", "--bf16", "--save-steps", "100"]) == 0
+    after = state(tmp_path / "run" / "final")
+    # bf16 is mixed precision (autocast): the saved master weights stay fp32, finite, and have moved.
+    assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in after.values())
+    assert any(not torch.equal(before[name], after[name]) for name in before)

@@ -1,0 +1,65 @@
+"""LoRA / DoRA adapters as the reference VLM2Vec configures them, and merging a trained adapter into a full model.
+
+Reference (REFERENCE.md section 1.5): peft `LoraConfig(r, lora_alpha, lora_dropout, target_modules,
+init_lora_weights="gaussian", use_dora=True)`; defaults r=16, alpha=64, dropout=0.1 and the `main` target list,
+which on Qwen2-VL adapts the LLM's q/k/v/o/gate/up/down projections and nothing in the vision tower. Bare module
+names would also reach Qwen2.5-VL's vision MLP, so the targets are a regex scoped to `language_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel
+
+REFERENCE_TARGET_MODULES = (
+    "qkv_proj,o_proj,gate_up_proj,down_proj,k_proj,q_proj,out_proj,v_proj,gate_proj,up_proj"  # main defaults
+)
+
+
+def language_model_regex(target_modules: str | list[str]) -> str:
+    """A peft `target_modules` regex matching these module names inside the LLM only (never the vision tower)."""
+    names = target_modules.split(",") if isinstance(target_modules, str) else list(target_modules)
+    names = sorted({name.strip() for name in names if name.strip()})
+    return rf".*language_model\..*\.({'|'.join(names)})$"
+
+
+def reference_lora_config(
+    r: int = 16,
+    lora_alpha: int = 64,
+    lora_dropout: float = 0.1,
+    target_modules: str | list[str] = REFERENCE_TARGET_MODULES,
+    use_dora: bool = True,
+) -> LoraConfig:
+    """The reference's adapter configuration (DoRA, gaussian init), targets scoped to the language model."""
+    return LoraConfig(
+        r=r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=language_model_regex(target_modules),
+        init_lora_weights="gaussian",
+        use_dora=use_dora,
+    )
+
+
+def merge_adapter_folder(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Merge a LoRA / DoRA checkpoint folder (as `vlm2vec train --lora` writes it) into a self-contained model folder.
+
+    The base named in `adapter_config.json` is loaded, the adapter applied with peft and merged
+    (`merge_and_unload`), and the plain `VLM2VecModel` written with the folder's processor and prompts. The merged
+    model has no PEFT key renamings left to revert, so it reloads with the merged weights.
+    """
+    import json
+
+    from transformers import AutoModel, AutoProcessor
+
+    from vlm2vec_hf.model_folder import write_model_folder
+
+    adapter_dir = Path(adapter_dir)
+    config = LoraConfig.from_pretrained(str(adapter_dir))
+    base = AutoModel.from_pretrained(config.base_model_name_or_path, trust_remote_code=True)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    processor = AutoProcessor.from_pretrained(adapter_dir, trust_remote_code=True)
+    prompts = json.loads((adapter_dir / "config_sentence_transformers.json").read_text()).get("prompts")
+    return write_model_folder(merged, processor, out_dir, prompts=prompts, overwrite=overwrite)

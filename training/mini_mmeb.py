@@ -1,0 +1,352 @@
+"""`vlm2vec data mini-mmeb`: a small MMEB-format train and eval set built from real images that install offline.
+
+Sources (no download): scikit-learn's handwritten digits (1,797 8x8 images, 10 classes) and sample photos, and
+scikit-image's bundled photos with their docstring captions and its LFW face / non-face subset. Tasks follow
+MMEB's meta-tasks and prompt conventions (`<|image_1|>` tags, V1 instructions):
+
+| subset / dataset | meta-task | modality | eval candidates |
+| --- | --- | --- | --- |
+| Digits | classification | I -> T | the 10 digit names |
+| Faces | classification | I -> T | "a human face", "not a face" |
+| Digits_t2i | retrieval | T -> I | 10 held-out digit images, one per class |
+| Photos_i2t | retrieval | I -> T | every photo caption |
+| Photos_i2i | retrieval | I -> I | 10 held-out crops, one of the same photo |
+| Digits_VQA | question answering | I+T -> T | the answers to that question |
+
+Eval queries use images never seen in training (other digit samples, other random crops of the photos). The train
+files have MMEB-train columns (`qry`, `qry_image_path`, `pos_text`, `pos_image_path`, `neg_text`,
+`neg_image_path`), the eval files MMEB-eval columns (`qry_text`, `qry_img_path`, `tgt_text`, `tgt_img_path`; the
+first candidate is the gold one); image paths are relative to `DIR/images`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+CLS_INSTRUCTION = "<|image_1|> Represent the given image for classification."
+T2I_INSTRUCTION = "Find me an everyday image that matches the given caption: "
+I2T_INSTRUCTION = "<|image_1|> Find an image caption describing the given everyday image."
+I2I_INSTRUCTION = "<|image_1|> Find a day-to-day image that looks similar to the provided image."
+QA_INSTRUCTION = "<|image_1|> Represent the given image with the following question: "
+IMAGE_TARGET = "<|image_1|> Represent the given image."
+FACE_LABELS = ["a human face", "not a face"]
+
+# skimage.data loaders with their captions (the docstrings' first lines, lightly edited), plus sklearn's two photos.
+SKIMAGE_PHOTOS = {
+    "astronaut": "the astronaut Eileen Collins",
+    "chelsea": "Chelsea the cat",
+    "coffee": "a coffee cup",
+    "rocket": "launch of DSCOVR on a Falcon 9 rocket",
+    "coins": "Greek coins from Pompeii",
+    "camera": "a man with a camera",
+    "moon": "the surface of the moon",
+    "page": "a scanned page of text",
+    "horse": "a black and white silhouette of a horse",
+    "clock": "a motion blurred clock",
+    "text": "printed text for corner detection",
+    "brick": "a brick wall",
+    "grass": "grass",
+    "gravel": "gravel",
+    "hubble_deep_field": "the Hubble extreme deep field",
+    "retina": "a human retina",
+    "immunohistochemistry": "immunohistochemical staining of tissue",
+    "colorwheel": "a color wheel",
+    "checkerboard": "a checkerboard",
+    "logo": "the scikit-image logo",
+    "cell": "a cell floating in saline",
+    "microaneurysms": "microaneurysms in a retina",
+    "shepp_logan_phantom": "the Shepp Logan phantom",
+}
+SKLEARN_PHOTOS = {"china.jpg": "a Chinese temple by a lake", "flower.jpg": "a flower"}
+DIGIT_QUESTIONS = {
+    "What digit is shown?": lambda digit: DIGIT_NAMES[digit],
+    "Is the digit even or odd?": lambda digit: "even" if digit % 2 == 0 else "odd",
+    "What is the digit plus one?": lambda digit: DIGIT_NAMES[digit + 1],
+}
+
+
+@dataclass
+class Split:
+    train: dict[str, list[dict]] = field(default_factory=dict)
+    eval: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def _to_rgb_uint8(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype != np.uint8:
+        array = np.clip(array / max(float(array.max()), 1e-8) * 255.0, 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    return array[..., :3]
+
+
+def _load_photos() -> dict[str, tuple[np.ndarray, str]]:
+    import skimage.data
+    from sklearn.datasets import load_sample_image
+
+    photos = {name: (_to_rgb_uint8(getattr(skimage.data, name)()), caption) for name, caption in SKIMAGE_PHOTOS.items()}
+    for file_name, caption in SKLEARN_PHOTOS.items():
+        photos[file_name.split(".")[0]] = (load_sample_image(file_name), caption)
+    return photos
+
+
+def _random_crop(photo: np.ndarray, rng: random.Random, size: int) -> Image.Image:
+    height, width = photo.shape[:2]
+    scale = rng.uniform(0.45, 0.85)
+    crop_h, crop_w = max(8, int(height * scale)), max(8, int(width * scale))
+    top, left = rng.randint(0, height - crop_h), rng.randint(0, width - crop_w)
+    image = Image.fromarray(photo[top : top + crop_h, left : left + crop_w]).resize((size, size), Image.BICUBIC)
+    return image.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
+
+
+class _ImageWriter:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def save(self, image: Image.Image, relative: str) -> str:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+        return relative
+
+
+def _digits(writer: _ImageWriter, rng: random.Random, eval_queries: int) -> Split:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = list(range(len(digits.target)))
+    rng.shuffle(order)
+    paths, labels = [], []
+    for index in order:
+        pixels = (digits.images[index] * (255.0 / 16.0)).astype(np.uint8)
+        image = Image.fromarray(pixels).resize((32, 32), Image.NEAREST).convert("RGB")
+        paths.append(writer.save(image, f"digits/{index:04d}.png"))
+        labels.append(int(digits.target[index]))
+    held_out = len(paths) - 2 * eval_queries
+    train_ids, eval_ids = list(range(held_out)), list(range(held_out, len(paths)))
+    split = Split()
+
+    def other(label: int) -> int:
+        return rng.choice([d for d in range(10) if d != label])
+
+    split.train["Digits"] = [
+        {
+            "qry": CLS_INSTRUCTION,
+            "qry_image_path": paths[i],
+            "pos_text": DIGIT_NAMES[labels[i]],
+            "pos_image_path": "",
+            "neg_text": DIGIT_NAMES[other(labels[i])],
+            "neg_image_path": "",
+        }
+        for i in train_ids
+    ]
+    by_label = {d: [i for i in train_ids if labels[i] == d] for d in range(10)}
+    split.train["Digits_t2i"] = [
+        {
+            "qry": f"{T2I_INSTRUCTION}a handwritten digit {DIGIT_NAMES[labels[i]]}.",
+            "qry_image_path": "",
+            "pos_text": IMAGE_TARGET,
+            "pos_image_path": paths[i],
+            "neg_text": IMAGE_TARGET,
+            "neg_image_path": paths[rng.choice(by_label[other(labels[i])])],
+        }
+        for i in train_ids
+    ]
+    split.train["Digits_VQA"] = []
+    for i in train_ids:
+        question = rng.choice(list(DIGIT_QUESTIONS))
+        split.train["Digits_VQA"].append(
+            {
+                "qry": f"{QA_INSTRUCTION}{question}",
+                "qry_image_path": paths[i],
+                "pos_text": DIGIT_QUESTIONS[question](labels[i]),
+                "pos_image_path": "",
+                "neg_text": DIGIT_QUESTIONS[question](other(labels[i])),
+                "neg_image_path": "",
+            }
+        )
+
+    query_ids, candidate_pool = eval_ids[:eval_queries], eval_ids[eval_queries:]
+    pool_by_label = {d: [i for i in candidate_pool if labels[i] == d] for d in range(10)}
+    split.eval["Digits"] = [
+        {
+            "qry_text": CLS_INSTRUCTION,
+            "qry_img_path": paths[i],
+            "tgt_text": [DIGIT_NAMES[labels[i]]] + [DIGIT_NAMES[d] for d in range(10) if d != labels[i]],
+            "tgt_img_path": [""] * 10,
+        }
+        for i in query_ids
+    ]
+    t2i = []
+    for i in query_ids:
+        candidates = [rng.choice(pool_by_label[labels[i]])]
+        candidates += [rng.choice(pool_by_label[d]) for d in range(10) if d != labels[i]]
+        t2i.append(
+            {
+                "qry_text": f"{T2I_INSTRUCTION}a handwritten digit {DIGIT_NAMES[labels[i]]}.",
+                "qry_img_path": "",
+                "tgt_text": [IMAGE_TARGET] * 10,
+                "tgt_img_path": [paths[c] for c in candidates],
+            }
+        )
+    split.eval["Digits_t2i"] = t2i
+    vqa = []
+    for number, i in enumerate(query_ids):
+        question = list(DIGIT_QUESTIONS)[number % len(DIGIT_QUESTIONS)]
+        answers = list(dict.fromkeys(DIGIT_QUESTIONS[question](d) for d in range(10)))
+        gold = DIGIT_QUESTIONS[question](labels[i])
+        vqa.append(
+            {
+                "qry_text": f"{QA_INSTRUCTION}{question}",
+                "qry_img_path": paths[i],
+                "tgt_text": [gold] + [a for a in answers if a != gold],
+                "tgt_img_path": [""] * len(answers),
+            }
+        )
+    split.eval["Digits_VQA"] = vqa
+    return split
+
+
+def _faces(writer: _ImageWriter, rng: random.Random, eval_queries: int) -> Split:
+    import skimage.data
+
+    faces = skimage.data.lfw_subset()  # the first 100 are faces, the last 100 are not
+    rows = []
+    for index, pixels in enumerate(faces):
+        image = Image.fromarray(_to_rgb_uint8(pixels)).resize((56, 56), Image.BICUBIC)
+        rows.append((writer.save(image, f"faces/{index:03d}.png"), 0 if index < 100 else 1))
+    rng.shuffle(rows)
+    split = Split()
+    split.train["Faces"] = [
+        {
+            "qry": CLS_INSTRUCTION,
+            "qry_image_path": path,
+            "pos_text": FACE_LABELS[label],
+            "pos_image_path": "",
+            "neg_text": FACE_LABELS[1 - label],
+            "neg_image_path": "",
+        }
+        for path, label in rows[:-eval_queries]
+    ]
+    split.eval["Faces"] = [
+        {
+            "qry_text": CLS_INSTRUCTION,
+            "qry_img_path": path,
+            "tgt_text": [FACE_LABELS[label], FACE_LABELS[1 - label]],
+            "tgt_img_path": ["", ""],
+        }
+        for path, label in rows[-eval_queries:]
+    ]
+    return split
+
+
+def _photos(writer: _ImageWriter, rng: random.Random, train_crops: int, eval_crops: int) -> Split:
+    photos = _load_photos()
+    names = sorted(photos)
+    crops: dict[str, list[str]] = {}
+    held_out: dict[str, list[str]] = {}
+    for name in names:
+        paths = [
+            writer.save(_random_crop(photos[name][0], rng, 112), f"photos/{name}_{k:02d}.png")
+            for k in range(train_crops + 2 * eval_crops)
+        ]
+        crops[name], held_out[name] = paths[:train_crops], paths[train_crops:]
+    captions = {name: photos[name][1] for name in names}
+    split = Split()
+    split.train["Photos_i2t"] = [
+        {
+            "qry": I2T_INSTRUCTION,
+            "qry_image_path": path,
+            "pos_text": captions[name],
+            "pos_image_path": "",
+            "neg_text": captions[rng.choice([n for n in names if n != name])],
+            "neg_image_path": "",
+        }
+        for name in names
+        for path in crops[name]
+    ]
+    split.train["Photos_i2i"] = [
+        {
+            "qry": I2I_INSTRUCTION,
+            "qry_image_path": path,
+            "pos_text": IMAGE_TARGET,
+            "pos_image_path": rng.choice([p for p in crops[name] if p != path]),
+            "neg_text": IMAGE_TARGET,
+            "neg_image_path": rng.choice(crops[rng.choice([n for n in names if n != name])]),
+        }
+        for name in names
+        for path in crops[name]
+    ]
+    split.eval["Photos_i2t"] = [
+        {
+            "qry_text": I2T_INSTRUCTION,
+            "qry_img_path": held_out[name][k],
+            "tgt_text": [captions[name]] + [captions[n] for n in names if n != name],
+            "tgt_img_path": [""] * len(names),
+        }
+        for name in names
+        for k in range(eval_crops)
+    ]
+    i2i = []
+    for name in names:
+        for k in range(eval_crops):
+            others = rng.sample([n for n in names if n != name], 9)
+            candidates = [held_out[name][eval_crops + k]] + [rng.choice(held_out[n][eval_crops:]) for n in others]
+            i2i.append(
+                {
+                    "qry_text": I2I_INSTRUCTION,
+                    "qry_img_path": held_out[name][k],
+                    "tgt_text": [IMAGE_TARGET] * 10,
+                    "tgt_img_path": candidates,
+                }
+            )
+    split.eval["Photos_i2i"] = i2i
+    return split
+
+
+def build_mini_mmeb(out_dir: str | Path, seed: int = 0, eval_queries: int = 100) -> Path:
+    """Write the mini-MMEB set to `out_dir` (`images/`, `train/<subset>/original.parquet`,
+    `eval/<dataset>/test.parquet`, `manifest.json`). Deterministic for a given seed."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} exists and is not empty; choose a new --out folder")
+    rng = random.Random(seed)
+    writer = _ImageWriter(out_dir / "images")
+    parts = [
+        _digits(writer, rng, eval_queries),
+        _faces(writer, rng, eval_queries // 2),
+        _photos(writer, rng, train_crops=24, eval_crops=4),
+    ]
+    manifest = {"seed": seed, "train": {}, "eval": {}, "sources": _provenance()}
+    for part in parts:
+        for subset, rows in part.train.items():
+            _write_parquet(rows, out_dir / "train" / subset / "original.parquet")
+            manifest["train"][subset] = len(rows)
+        for name, rows in part.eval.items():
+            _write_parquet(rows, out_dir / "eval" / name / "test.parquet")
+            sizes = sorted({len(row["tgt_text"]) for row in rows})
+            manifest["eval"][name] = {"queries": len(rows), "candidates_per_query": sizes}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out_dir
+
+
+def _write_parquet(rows: list[dict], path: Path) -> None:
+    import datasets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+
+
+def _provenance() -> dict[str, str]:
+    import importlib.metadata
+
+    return {package: importlib.metadata.version(package) for package in ("scikit-learn", "scikit-image")}

@@ -1,0 +1,156 @@
+"""VLM2Vec contrastive training on `SentenceTransformerTrainer`.
+
+The objective is the reference's: InfoNCE over in-batch negatives, query -> target only, logit scale
+1 / temperature (50 for 0.02), with GradCache (`CachedMultipleNegativesRankingLoss`) so the batch size is not bound
+by memory, and the in-batch negatives gathered across processes under DDP so the softmax runs over the global batch.
+Unlike the reference, hard negatives can be used (`hard_negatives`) and Matryoshka dimensions trained.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import (
+    CachedMultipleNegativesRankingLoss,
+    MatryoshkaLoss,
+    MultipleNegativesRankingLoss,
+)
+from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
+from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
+from torch import nn
+from transformers import TrainerCallback, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from vlm2vec_hf.training.adapters import merge_adapter_folder, reference_lora_config
+from vlm2vec_hf.training.config import TrainConfig
+from vlm2vec_hf.training.data import combine, load_mmeb_train
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def build_loss(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
+    """In-batch InfoNCE with scale 1/temperature; cached (GradCache) unless `gc_mini_batch_size` is 0 / None."""
+    gather = world_size() > 1
+    scale = 1.0 / config.temperature
+    if not config.gc_mini_batch_size:
+        loss = MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather)
+    else:
+        loss = CachedMultipleNegativesRankingLoss(
+            model, scale=scale, mini_batch_size=config.gc_mini_batch_size, gather_across_devices=gather
+        )
+    if config.matryoshka_dims:
+        loss = MatryoshkaLoss(model, loss, matryoshka_dims=config.matryoshka_dims)
+    return loss
+
+
+def load_model(config: TrainConfig) -> SentenceTransformer:
+    model = SentenceTransformer(config.model, trust_remote_code=True)
+    if config.lora:
+        model.add_adapter(
+            reference_lora_config(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=config.lora_target_modules,
+                use_dora=config.use_dora,
+            )
+        )
+    return model
+
+
+def load_train_dataset(config: TrainConfig, image_token: str) -> datasets.Dataset | datasets.DatasetDict:
+    subsets = load_mmeb_train(
+        config.data,
+        config.image_dir,
+        subsets=config.subsets,
+        split=config.split,
+        max_per_subset=config.num_sample_per_subset,
+        hard_negatives=config.hard_negatives,
+        image_token=image_token,
+        check=not config.skip_data_check,
+    )
+    return datasets.DatasetDict(subsets) if config.batch_per_subset else combine(subsets, seed=config.seed)
+
+
+def build_evaluator(config: TrainConfig):
+    if not config.eval_data:
+        return None
+    from vlm2vec_hf.evaluation.data import load_mmeb_eval
+    from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
+
+    image_root = config.eval_image_dir or config.image_dir
+    return MMEBEvaluator(load_mmeb_eval(config.eval_data, image_root), batch_size=config.eval_batch_size)
+
+
+def no_accelerator() -> bool:
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
+def training_arguments(config: TrainConfig, evaluate: bool) -> SentenceTransformerTrainingArguments:
+    return SentenceTransformerTrainingArguments(
+        # Without `use_cpu`, a torchrun launch on a CPU-only machine silently trains unsharded copies (accelerate
+        # sees no distributed setup), so CPU runs always declare it.
+        use_cpu=config.use_cpu or no_accelerator(),
+        output_dir=config.output_dir,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        max_steps=config.max_steps,
+        warmup_steps=config.warmup_steps,
+        lr_scheduler_type=config.lr_scheduler_type,
+        bf16=config.bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        seed=config.seed,
+        dataloader_num_workers=config.dataloader_num_workers,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        report_to=config.report_to,
+        eval_strategy="steps" if evaluate else "no",
+        eval_on_start=evaluate,
+        eval_steps=config.eval_steps if evaluate else None,
+        multi_dataset_batch_sampler="proportional",
+        # A text-only (mini-)batch leaves the vision tower without gradients, which DDP must be told to expect.
+        ddp_find_unused_parameters=True,
+    )
+
+
+def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> SentenceTransformerTrainer:
+    """Model, data, loss and arguments from `config`, assembled into a `SentenceTransformerTrainer`."""
+    config.validate()
+    set_seed(config.seed)  # adapter initialisation draws random numbers before the Trainer seeds anything
+    model = load_model(config)
+    train_dataset = load_train_dataset(config, image_token=model[0].processor.image_token)
+    evaluator = build_evaluator(config)
+    return SentenceTransformerTrainer(
+        model=model,
+        args=training_arguments(config, evaluate=evaluator is not None),
+        train_dataset=train_dataset,
+        loss=build_loss(model, config),
+        evaluator=evaluator,
+        callbacks=callbacks,
+    )
+
+
+def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
+    """Train; returns the final model folder (`<output_dir>/final`; LoRA runs also `<output_dir>/merged` with
+    `merge`). With `resume`, training continues from the last checkpoint in `output_dir`."""
+    checkpoint = None
+    if config.resume:
+        checkpoint = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume: no checkpoint-* folder in {config.output_dir}")
+    trainer = build_trainer(config, callbacks)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    final = Path(config.output_dir) / "final"
+    trainer.save_model(str(final))
+    if config.lora and config.merge and trainer.is_world_process_zero():
+        merge_adapter_folder(final, Path(config.output_dir) / "merged", overwrite=True)
+    return final
