@@ -1,66 +1,204 @@
-"""`MMEBEvaluator`: MMEB hit@1 as a sentence-transformers evaluator (usable inside `SentenceTransformerTrainer`)."""
+"""`MMEBEvaluator`: the MMEB-V1 and MMEB-V2 protocols as a sentence-transformers evaluator, usable on its own, from
+`vlm2vec eval`, or inside `SentenceTransformerTrainer(evaluator=...)`.
+
+Speed: every distinct `(prompt, image)` item of all datasets is encoded once per run (queries and candidates
+de-duplicated across datasets; classification labels are shared by all queries), text-only and image items in
+separate length-sorted `encode` calls, and, with `cache_dir`, embeddings are stored on disk and reused by later runs
+of the same model.
+"""
 
 from __future__ import annotations
+
+import logging
+import os
+import time
 
 import numpy as np
 from sentence_transformers.base.evaluation import BaseEvaluator
 
+from vlm2vec_hf.evaluation.aggregate import headline_metric, v1_groups, v2_groups
 from vlm2vec_hf.evaluation.data import EvalDataset, Item
-from vlm2vec_hf.evaluation.metrics import hit_at_1_gold_first
+from vlm2vec_hf.evaluation.embedding_cache import EmbeddingCache, model_fingerprint
+from vlm2vec_hf.evaluation.metrics import mean_metrics, rank, ranking_metrics
+
+logger = logging.getLogger(__name__)
+PROTOCOLS = ("v1", "v2")
 
 
 def encoder_input(item: Item):
-    """An `encode()` input for an MMEB item: a text, or `{"text", "image"}` (the text may hold the image token)."""
+    """An `encode()` input for an item: its text, or `{"text", "image"}` (the text holds the image token)."""
     text, image = item
     if not image:
         return text
     return {"text": text, "image": image} if text else {"image": image}
 
 
-class MMEBEvaluator(BaseEvaluator):
-    """Hit@1 per dataset (cosine, argmax, ties to the gold candidate) and their unweighted mean.
+def unique_items(datasets: list[EvalDataset]) -> list[Item]:
+    """Every distinct item of `datasets`, in first-seen order."""
+    items: dict[Item, None] = {}
+    for dataset in datasets:
+        items.update(dict.fromkeys(dataset.queries))
+        for row in dataset.candidates:
+            items.update(dict.fromkeys(row))
+        items.update(dict.fromkeys(dataset.corpus or []))
+    return list(items)
 
-    Every distinct (text, image) item of all datasets is encoded once.
+
+def _embedding_settings(model) -> dict:
+    processor = getattr(model[0], "processor", None)
+    settings = {"modules": [type(module).__name__ for module in model]}
+    if processor is not None:
+        settings.update(
+            prompt_format=getattr(processor, "prompt_format", None),
+            max_length=getattr(processor, "max_length", None),
+            image_size=dict(getattr(processor.image_processor, "size", {}) or {}),
+        )
+    return settings
+
+
+def _v1_hit(scores: np.ndarray, relevance: dict[int, float]) -> float:
+    # argmax returns the first maximum: with the gold listed first, ties go to the gold (the reference's get_pred)
+    return float(int(np.argmax(scores)) in relevance)
+
+
+class MMEBEvaluator(BaseEvaluator):
+    """Scores a model on MMEB datasets.
+
+    Protocol `"v1"` (REFERENCE.md §4.1): hit@1 per dataset (cosine, argmax, ties to the gold), means per meta-task,
+    IND / OOD and overall. Protocol `"v2"` (§4.2): hit, nDCG, precision, recall, F1, MAP, MRR at 1 / 5 / 10, local
+    or global ranking per dataset, headline hit@1 (image) or ndcg_linear@5 (visual documents), means per meta-task,
+    modality and overall.
 
     Args:
-        datasets: from `vlm2vec_hf.evaluation.data.load_mmeb_eval`.
+        datasets: from [`load_mmeb_eval`].
+        protocol: `"v1"` or `"v2"`.
         batch_size: encoding batch size.
-        name: metric prefix.
+        name: prefix of the returned metric names.
+        cache_dir: folder of the on-disk embedding cache; None disables it (as during training, where the weights
+            change between evaluations).
+        show_progress_bar: encoding progress bars (default: on when logging at INFO).
+
+    After a call, `self.results` holds everything (per-dataset metrics, groups, encoding counts) for the reports.
     """
 
-    def __init__(self, datasets: list[EvalDataset], batch_size: int = 32, name: str = "mmeb"):
+    def __init__(
+        self,
+        datasets: list[EvalDataset],
+        protocol: str = "v1",
+        batch_size: int = 32,
+        name: str = "mmeb",
+        cache_dir: str | os.PathLike | None = None,
+        show_progress_bar: bool | None = None,
+    ):
         super().__init__()
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        if not datasets:
+            raise ValueError("no evaluation datasets")
         self.datasets = datasets
+        self.protocol = protocol
         self.batch_size = batch_size
         self.name = name
-        self.primary_metric = "hit@1"
+        self.cache_dir = cache_dir
+        self.show_progress_bar = show_progress_bar
+        self.primary_metric = "hit@1" if protocol == "v1" else "overall"
         self.greater_is_better = True
+        self.results: dict = {}
 
-    def unique_items(self) -> list[Item]:
-        items: dict[Item, None] = {}
-        for dataset in self.datasets:
-            items.update(dict.fromkeys(dataset.queries))
-            for row in dataset.candidates:
-                items.update(dict.fromkeys(row))
-        return list(items)
+    def embed(self, model, items: list[Item]) -> tuple[np.ndarray, dict[str, int]]:
+        """Embeddings of `items` (shape `(len(items), dim)`, float32, L2-normalised) and how many were encoded."""
+        cache = None
+        if self.cache_dir is not None:
+            cache = EmbeddingCache(self.cache_dir, model_fingerprint(model, _embedding_settings(model)))
+        cached = cache.get(items) if cache else {}
+        todo = [item for item in items if item not in cached]
+        computed: dict[Item, np.ndarray] = {}
+        # Text-only and image items in separate calls: encode() sorts each by length, and no text batch pads up to
+        # an image's hundreds of visual tokens.
+        for group in ([i for i in todo if not i[1]], [i for i in todo if i[1]]):
+            if not group:
+                continue
+            vectors = model.encode(
+                [encoder_input(item) for item in group],
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=self.show_progress_bar,
+            ).astype(np.float32)
+            computed.update(zip(group, vectors))
+            if cache:
+                cache.put(group, vectors)
+        if cache:
+            cache.close()
+        stacked = np.stack([cached[item] if item in cached else computed[item] for item in items])
+        return stacked, {"encoded": len(todo), "from_cache": len(cached)}
+
+    def score_dataset(self, dataset: EvalDataset, embeddings: np.ndarray, index: dict[Item, int]) -> dict:
+        """Metrics of one dataset (each in [0, 1]) from the embeddings of all items."""
+        queries = embeddings[[index[item] for item in dataset.queries]]
+        if dataset.corpus is not None:
+            all_scores = queries @ embeddings[[index[item] for item in dataset.corpus]].T
+            per_query_scores = list(all_scores)
+        else:
+            per_query_scores = [
+                embeddings[[index[item] for item in row]] @ query for query, row in zip(queries, dataset.candidates)
+            ]
+        if self.protocol == "v1" and dataset.layout != "visdoc":
+            metrics = {"hit@1": float(np.mean([_v1_hit(s, r) for s, r in zip(per_query_scores, dataset.relevance)]))}
+        else:
+            metrics = mean_metrics([ranking_metrics(rank(s), r) for s, r in zip(per_query_scores, dataset.relevance)])
+        candidates = (
+            len(dataset.corpus) if dataset.corpus is not None else np.mean([len(r) for r in dataset.candidates])
+        )
+        headline = headline_metric(dataset.name, dataset.layout, self.protocol)
+        return {
+            "metrics": metrics,
+            "headline_metric": headline,
+            "score": metrics[headline],
+            "queries": len(dataset.queries),
+            "candidates_per_query": float(candidates),
+            "eval_type": dataset.eval_type,
+            "layout": dataset.layout,
+            "task_type": dataset.task_type,
+        }
 
     def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
-        items = self.unique_items()
-        embeddings = model.encode(
-            [encoder_input(item) for item in items],
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
+        start = time.perf_counter()
+        items = unique_items(self.datasets)
+        embeddings, counts = self.embed(model, items)
         index = {item: position for position, item in enumerate(items)}
-        metrics = {}
-        for dataset in self.datasets:
-            hits = [
-                hit_at_1_gold_first(embeddings[[index[c] for c in candidates]] @ embeddings[index[query]])
-                for query, candidates in zip(dataset.queries, dataset.candidates)
-            ]
-            metrics[f"{dataset.name}_hit@1"] = float(np.mean(hits))
-        metrics["hit@1"] = float(np.mean([metrics[f"{d.name}_hit@1"] for d in self.datasets]))
+        per_dataset = {dataset.name: self.score_dataset(dataset, embeddings, index) for dataset in self.datasets}
+        scores = {name: result["score"] for name, result in per_dataset.items()}
+        meta = {dataset.name: dataset.meta for dataset in self.datasets}
+        groups = v1_groups(scores, meta) if self.protocol == "v1" else v2_groups(scores, meta)
+        naive = sum(len(dataset.items()) for dataset in self.datasets)
+        self.results = {
+            "protocol": self.protocol,
+            "datasets": per_dataset,
+            "groups": {group.name: group.to_dict() for group in groups},
+            "overall": float(np.mean(list(scores.values()))),
+            "encoding": {
+                "naive_items": naive,
+                "unique_items": len(items),
+                **counts,
+                "forward_passes_saved": naive - counts["encoded"],
+            },
+            "seconds": time.perf_counter() - start,
+        }
+        logger.info(
+            "MMEB %s: %d datasets, %d items listed, %d distinct, %d encoded (%d from cache)",
+            self.protocol,
+            len(self.datasets),
+            naive,
+            len(items),
+            counts["encoded"],
+            counts["from_cache"],
+        )
+        metrics = {f"{name}_{result['headline_metric']}": result["score"] for name, result in per_dataset.items()}
+        metrics.update({f"group_{group.name}": group.score for group in groups if group.score is not None})
+        metrics["overall"] = self.results["overall"]
+        if self.protocol == "v1":
+            metrics["hit@1"] = self.results["overall"]
         metrics = self.prefix_name_to_metrics(metrics, self.name)
         self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
         return metrics

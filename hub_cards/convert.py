@@ -1,21 +1,56 @@
-"""`vlm2vec convert`: wrap a stock Qwen2-VL / Qwen2.5-VL checkpoint folder as a complete VLM2Vec model folder."""
+"""`vlm2vec convert`: a stock Qwen2-VL / Qwen2.5-VL checkpoint (optionally plus a LoRA / DoRA adapter) as a
+complete VLM2Vec model folder.
+
+* `convert_backbone(base, out)`: wrap the backbone as is.
+* `convert_backbone(base, out, adapter=FOLDER)`: also merge a published-style adapter (the reference's key layout,
+  `adapter_model.safetensors` or a tensors-only `adapter_model.bin`) into the weights; see `adapter_conversion`.
+* `convert(out, base=..., adapter=..., preset=...)`: the command's entry point. It fills unset options from a
+  preset (`presets.py`), downloads a Hub adapter, and sends adapters written by `vlm2vec train --lora`
+  (sentence-transformers folders) to `training.adapters.merge_adapter_folder`.
+
+The written folder never contains peft files: the adapter is merged, so loading it needs no peft.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from transformers import AutoTokenizer
 
+from vlm2vec_hf.hub_cards.adapter_conversion import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHT_FILES,
+    REFERENCE_KEY_MAPPING,
+    AdapterConversionError,
+    merge_adapter_into_model,
+    read_adapter,
+)
+from vlm2vec_hf.hub_cards.presets import ConversionPreset, get_preset
 from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
+
+logger = logging.getLogger(__name__)
+
+# What an adapter download fetches: configs, code and the adapter weights, never full-model shards (the 7B V1 repo
+# also holds pytorch_model-*.bin, which `from_pretrained` never uses).
+ADAPTER_DOWNLOAD_PATTERNS = ("*.json", "*.py", *ADAPTER_WEIGHT_FILES)
+# Written by sentence-transformers: marks an adapter folder saved by `vlm2vec train --lora`.
+TRAINING_ADAPTER_MARKER = "config_sentence_transformers.json"
 
 
 def convert_backbone(
     base: str | os.PathLike,
     out: str | os.PathLike,
     *,
+    adapter: str | os.PathLike | None = None,
+    key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING,
     position_ids_mode: str = "reference",
     prompt_format: str = "v1",
     min_pixels: int = PUBLISHED_MIN_PIXELS,
@@ -27,12 +62,19 @@ def convert_backbone(
     """Write a VLM2Vec model folder at `out` from the backbone checkpoint at `base` (folder or Hub id).
 
     The weights are loaded with the backbone's own transformers class (which converts legacy key layouts) and saved
-    under `vlm.*`; the tokenizer and image-processor settings come from `base`, with the given pixel bounds.
+    under `vlm.*`; the tokenizer and image-processor settings come from `base`, with the given pixel bounds
+    (`min_pixels` / `max_pixels`, in pixels) and `max_length` (tokens, None: no truncation). With `adapter`, the
+    published-style adapter folder there is merged into the weights first (keys renamed by `key_mapping`, merged
+    in fp32, stored in `dtype`), and the saved file is re-read to check that it holds the merged weights.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    if adapter is not None and is_training_adapter(adapter):
+        raise ValueError(f"{adapter} was written by `vlm2vec train`: merge it with `convert(...)` / `vlm2vec convert`")
+    adapter_weights = read_adapter(adapter) if adapter is not None else None  # fail fast, before the base loads
     model = VLM2VecModel.from_backbone(base, position_ids_mode=position_ids_mode, dtype=dtype or "auto")
+    merged = merge_adapter_into_model(model, adapter_weights, key_mapping) if adapter_weights is not None else {}
     processor = make_processor(
         AutoTokenizer.from_pretrained(base),
         base,
@@ -41,4 +83,126 @@ def convert_backbone(
         max_pixels=max_pixels,
         max_length=max_length,
     )
-    return write_model_folder(model, processor, out, overwrite=overwrite)
+    folder = write_model_folder(model, processor, out, overwrite=overwrite)
+    if merged:
+        try:
+            check_saved_weights(folder, merged)
+        except AdapterConversionError:
+            shutil.rmtree(folder, ignore_errors=True)  # never leave a folder that loads with the wrong weights
+            raise
+        logger.info("merged %d adapted linear layers from %s", len(merged), adapter_weights.source)
+    return folder
+
+
+def check_saved_weights(folder: str | os.PathLike, weights: dict[str, torch.Tensor]) -> None:
+    """Raise unless the safetensors weights in `folder` hold exactly `weights` under these names.
+
+    Guards against saving something other than the merged model (OFFLINE.md's merge trap: a model that saves with
+    `base_model.model.*` keys reloads silently with other weights). Reads one tensor at a time.
+    """
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        file_of = {name: folder / file for name, file in json.loads(index.read_text())["weight_map"].items()}
+    else:
+        with safe_open(folder / "model.safetensors", framework="pt") as handle:
+            file_of = {name: folder / "model.safetensors" for name in handle.keys()}  # noqa: SIM118
+    missing = sorted(name for name in weights if name not in file_of)
+    if missing:
+        raise AdapterConversionError(f"the saved model lacks merged weights {missing[:5]} (of {len(missing)})")
+    for name, tensor in weights.items():
+        with safe_open(file_of[name], framework="pt") as handle:
+            if not torch.equal(handle.get_tensor(name), tensor.detach().cpu()):
+                raise AdapterConversionError(f"the saved {name} differs from the merged weight")
+
+
+def is_training_adapter(adapter_dir: str | os.PathLike) -> bool:
+    """Whether `adapter_dir` is an adapter checkpoint of `vlm2vec train --lora` (a sentence-transformers folder)."""
+    adapter_dir = Path(adapter_dir)
+    return (adapter_dir / ADAPTER_CONFIG_FILE).is_file() and (adapter_dir / TRAINING_ADAPTER_MARKER).is_file()
+
+
+def resolve_adapter(adapter: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local adapter folder: `adapter` itself, or a snapshot of the Hub repo `adapter` (adapter files only)."""
+    path = Path(adapter)
+    if path.is_dir():
+        return path
+    if path.exists() or str(adapter).count("/") != 1 or str(adapter).startswith((".", "/")):
+        raise FileNotFoundError(f"adapter folder {adapter} does not exist")
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(str(adapter), revision=revision, allow_patterns=list(ADAPTER_DOWNLOAD_PATTERNS))
+    except Exception as error:  # hub errors have no common base with OSError / ValueError, which the CLI reports
+        raise OSError(f"cannot download the adapter {adapter} (revision {revision or 'main'}): {error}") from error
+    return Path(folder)
+
+
+def convert(
+    out: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    adapter: str | os.PathLike | None = None,
+    preset: str | ConversionPreset | None = None,
+    position_ids_mode: str | None = None,
+    prompt_format: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    max_length: int | None = None,
+    dtype: torch.dtype | str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """`vlm2vec convert`: resolve the preset and the sources, then write the model folder at `out`.
+
+    Options left as None come from `preset` (if given), else `convert_backbone`'s defaults. `max_length=0` means
+    no truncation (a preset's `max_length` otherwise applies). Without `base` / `adapter`, the preset's Hub ids are
+    used (which needs a network). An adapter folder written by `vlm2vec train --lora` is merged by
+    `merge_adapter_folder`, which takes the base, processor and prompts from that folder (`base` overrides the base).
+    """
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    options = {
+        "position_ids_mode": position_ids_mode,
+        "prompt_format": prompt_format,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+        "max_length": max_length,
+    }
+    if adapter is None and preset is not None:
+        adapter = preset.adapter_repo
+    if adapter is not None:
+        adapter = resolve_adapter(adapter, revision=preset.adapter_revision if preset is not None else None)
+        if is_training_adapter(adapter):
+            return _merge_training_adapter(adapter, out, base, preset, options, dtype, overwrite)
+    if base is None:
+        if preset is None:
+            raise ValueError("--base is required (or --preset, whose base model is then downloaded)")
+        base = preset.base_model
+    for name, value in options.items():
+        if value is None and preset is not None:
+            options[name] = getattr(preset, name)
+    options = {name: value for name, value in options.items() if value is not None}
+    if options.get("max_length") == 0:
+        options["max_length"] = None
+    return convert_backbone(base, out, adapter=adapter, dtype=dtype, overwrite=overwrite, **options)
+
+
+def _merge_training_adapter(
+    adapter: Path,
+    out: str | os.PathLike,
+    base: str | os.PathLike | None,
+    preset: ConversionPreset | None,
+    options: dict,
+    dtype: torch.dtype | str | None,
+    overwrite: bool,
+) -> Path:
+    from vlm2vec_hf.training.adapters import merge_adapter_folder
+
+    not_applicable = [name for name, value in {**options, "dtype": dtype}.items() if value is not None]
+    if preset is not None:
+        not_applicable.insert(0, "preset")
+    if not_applicable:
+        raise ValueError(
+            f"{adapter} was written by `vlm2vec train` and keeps its own processor and settings; "
+            f"these options do not apply to it: {', '.join(not_applicable)}"
+        )
+    return merge_adapter_folder(adapter, out, overwrite=overwrite, base=base)

@@ -93,8 +93,12 @@ def load_with_adapter(
     weights are set with peft's `set_peft_model_state_dict`, which restores DoRA magnitude vectors that
     transformers' own adapter loading (as of 5.23) drops. Every adapter tensor must load.
     """
-    from peft import LoraConfig, set_peft_model_state_dict
-    from safetensors.torch import load_file
+    # Inside try: transformers' remote-code import check skips these, so merged folders load without peft.
+    try:
+        from peft import LoraConfig, set_peft_model_state_dict
+        from safetensors.torch import load_file
+    except ImportError as error:
+        raise ImportError(f"{adapter_config_path} is a LoRA / DoRA adapter folder; loading it needs peft") from error
 
     if adapter_weights_path is None:
         raise ValueError(f"{adapter_config_path} has no adapter_model.safetensors beside it")

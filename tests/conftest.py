@@ -89,3 +89,16 @@ def tiny_random_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny-random"
     assert main(["init", "--out", str(out), "--max-pixels", "12544"]) == 0
     return out
+
+
+# Prepended to a child process's script: any import of this project fails there, so only a model folder's (or
+# repo's) own code can run, as on a user's machine that never installed vlm2vec-hf.
+BLOCK_PROJECT = """
+import sys
+class _BlockProject:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] == "vlm2vec_hf":
+            raise ImportError("vlm2vec_hf must not be imported here")
+sys.meta_path.insert(0, _BlockProject)
+"""

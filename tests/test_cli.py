@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 from conftest import CASES, FIXTURE, TOLERANCE
+from hub_server import LocalHub
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.model_folder import load_sentence_transformer
@@ -56,15 +59,34 @@ def test_convert_reports_a_missing_base_folder(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_demo_main_job_runs_offline(tmp_path):
-    result = subprocess.run(
-        [str(CONSOLE_SCRIPT), "demo", "--out", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
+def test_demo_main_job_runs_the_whole_pipeline_and_pushes_to_a_configured_hub(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
+    with LocalHub(tmp_path / "hub", tokens={"tok-alice": "alice"}) as hub:
+        hub_env = {"HF_ENDPOINT": hub.endpoint, "HF_TOKEN": "tok-alice", "HF_HUB_DISABLE_XET": "1"}
+        result = subprocess.run(
+            [str(CONSOLE_SCRIPT), "demo", "--out", str(tmp_path / "demo"), "--steps", "30"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+            env={**env, **hub_env, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0"},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+        model = Path(summary["model"])
+        assert summary["pushed_to"] == "alice/vlm2vec-mini-demo"
+        pushed = set(hub.repo_files("alice/vlm2vec-mini-demo", "main"))
+    assert {"model.safetensors", "modules.json", "README.md", "vlm2vec_st.py", "modeling_vlm2vec.py"} <= pushed
+    assert (model / "modules.json").is_file() and (model / "model.safetensors").is_file()
+    for reports in (summary["reports_before"], summary["reports_after"]):
+        assert all(Path(path).is_file() for path in reports.values())
+    assert "model-index:" in (model / "README.md").read_text()
+    assert summary["mean_hit_at_1_after"] > summary["mean_hit_at_1_before"]
+    assert "RANDOM weights" in result.stdout and "image (instruction 'MSCOCO_i2t') -> caption" in result.stdout
+    assert f"Model folder: {model}" in result.stdout and "pushed to alice/vlm2vec-mini-demo" in result.stdout
+    # a second run never overwrites the first
+    again = subprocess.run(
+        [str(CONSOLE_SCRIPT), "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True, cwd=tmp_path
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "RANDOM weights" in result.stdout
-    assert "image (instruction 'MSCOCO_i2t') -> caption" in result.stdout
-    assert (tmp_path / "demo" / "model" / "modules.json").is_file()
+    assert again.returncode != 0 and "not empty" in again.stderr
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text()) == summary

@@ -7,18 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import CASES, FIXTURE, TOLERANCE
-
-# Any import of this project in the child process fails, so only the folder's own code can run.
-BLOCK_PROJECT = """
-import sys
-class _BlockProject:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name.split(".")[0] == "vlm2vec_hf":
-            raise ImportError("vlm2vec_hf must not be imported here")
-sys.meta_path.insert(0, _BlockProject)
-"""
+from conftest import BLOCK_PROJECT, CASES, FIXTURE, TOLERANCE
 
 
 def run_isolated(script: str, tmp_path) -> dict:

@@ -43,12 +43,17 @@ def reference_lora_config(
     )
 
 
-def merge_adapter_folder(adapter_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+def merge_adapter_folder(
+    adapter_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    overwrite: bool = False,
+    base: str | os.PathLike | None = None,
+) -> Path:
     """Merge a LoRA / DoRA checkpoint folder (as `vlm2vec train --lora` writes it) into a self-contained model folder.
 
-    The base named in `adapter_config.json` is loaded, the adapter applied with peft and merged
-    (`merge_and_unload`), and the plain `VLM2VecModel` written with the folder's processor and prompts. The merged
-    model has no PEFT key renamings left to revert, so it reloads with the merged weights.
+    The base VLM2Vec model (`base`, default: the one named in `adapter_config.json`) is loaded, the adapter applied
+    with peft and merged (`merge_and_unload`), and the plain `VLM2VecModel` written with the folder's processor and
+    prompts. The merged model has no PEFT key renamings left to revert, so it reloads with the merged weights.
     """
     import json
 
@@ -58,8 +63,8 @@ def merge_adapter_folder(adapter_dir: str | os.PathLike, out_dir: str | os.PathL
 
     adapter_dir = Path(adapter_dir)
     config = LoraConfig.from_pretrained(str(adapter_dir))
-    base = AutoModel.from_pretrained(config.base_model_name_or_path, trust_remote_code=True)
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    base_model = AutoModel.from_pretrained(base or config.base_model_name_or_path, trust_remote_code=True)
+    merged = PeftModel.from_pretrained(base_model, str(adapter_dir)).merge_and_unload()
     processor = AutoProcessor.from_pretrained(adapter_dir, trust_remote_code=True)
     prompts = json.loads((adapter_dir / "config_sentence_transformers.json").read_text()).get("prompts")
     return write_model_folder(merged, processor, out_dir, prompts=prompts, overwrite=overwrite)

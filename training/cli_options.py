@@ -33,6 +33,11 @@ HELP = {
     "use_cpu": "train on CPU even when an accelerator is present",
     "eval_data": "MMEB-eval folder; hit@1 per dataset every eval_steps",
     "resume": "continue from the last checkpoint-* in output_dir",
+    "push_to_hub": "after training, push <output_dir>/merged (or final) to the Hub repo hub_model_id "
+    "(token: HF_TOKEN or the stored login)",
+    "hub_model_id": "Hub repo to push to: namespace/name",
+    "hub_private": "create the Hub repo private",
+    "hub_revision": "Hub branch to push to (created from main when missing)",
 }
 
 

@@ -63,6 +63,11 @@ class TrainConfig:
     eval_steps: int | None = None
     eval_batch_size: int = 32
     resume: bool = False  # continue from the last checkpoint in output_dir
+    # Hub (the token comes from HF_TOKEN / the stored login, never from the config).
+    push_to_hub: bool = False  # push <output_dir>/merged if written, else <output_dir>/final, at the end
+    hub_model_id: str | None = None  # namespace/name
+    hub_private: bool = False
+    hub_revision: str | None = None  # branch; created from main when missing
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
@@ -85,3 +90,7 @@ class TrainConfig:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.gc_mini_batch_size is not None and self.gc_mini_batch_size < 0:
             raise ValueError(f"gc_mini_batch_size must be >= 0 or null, got {self.gc_mini_batch_size}")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("push_to_hub needs hub_model_id (YAML key or --hub-model-id), e.g. your-name/vlm2vec-run")
+        if self.hub_model_id is not None and self.hub_model_id.count("/") != 1:
+            raise ValueError(f"hub_model_id must be namespace/name, got {self.hub_model_id!r}")

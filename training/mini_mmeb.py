@@ -12,11 +12,14 @@ MMEB's meta-tasks and prompt conventions (`<|image_1|>` tags, V1 instructions):
 | Photos_i2t | retrieval | I -> T | every photo caption |
 | Photos_i2i | retrieval | I -> I | 10 held-out crops, one of the same photo |
 | Digits_VQA | question answering | I+T -> T | the answers to that question |
+| Digits_docs (eval only) | visual-document style | T -> I, global | one pool of 50 digit images, 5 relevant |
 
 Eval queries use images never seen in training (other digit samples, other random crops of the photos). The train
 files have MMEB-train columns (`qry`, `qry_image_path`, `pos_text`, `pos_image_path`, `neg_text`,
 `neg_image_path`), the eval files MMEB-eval columns (`qry_text`, `qry_img_path`, `tgt_text`, `tgt_img_path`; the
-first candidate is the gold one); image paths are relative to `DIR/images`.
+first candidate is the gold one); image paths are relative to `DIR/images`. `DIR/eval-v2` holds the same eval
+sets in the MMEB-V2 layout (`qry_inst` / `tgt_inst` split out) plus `Digits_docs` in the BEIR layout of the
+visual-document sets; `tasks.json` in both eval folders says how the datasets group in reports.
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ I2I_INSTRUCTION = "<|image_1|> Find a day-to-day image that looks similar to the
 QA_INSTRUCTION = "<|image_1|> Represent the given image with the following question: "
 IMAGE_TARGET = "<|image_1|> Represent the given image."
 FACE_LABELS = ["a human face", "not a face"]
+QUERY_INSTRUCTIONS = (CLS_INSTRUCTION, T2I_INSTRUCTION, I2T_INSTRUCTION, I2I_INSTRUCTION, QA_INSTRUCTION)
+# How the eval datasets group in reports (`tasks.json`), and which MMEB-V2 prompt parser each one follows.
+EVAL_GROUPS = {
+    "Digits": {"meta_task": "Classification", "modality": "image", "ood": False, "task_type": "image_cls"},
+    "Faces": {"meta_task": "Classification", "modality": "image", "ood": False, "task_type": "image_cls"},
+    "Digits_t2i": {"meta_task": "Retrieval", "modality": "image", "ood": False, "task_type": "image_t2i"},
+    "Photos_i2t": {"meta_task": "Retrieval", "modality": "image", "ood": False, "task_type": "image_i2t"},
+    "Photos_i2i": {"meta_task": "Retrieval", "modality": "image", "ood": False, "task_type": "image_i2i_vg"},
+    "Digits_VQA": {"meta_task": "VQA", "modality": "image", "ood": False, "task_type": "image_qa"},
+}
+VISDOC_GROUPS = {"Digits_docs": {"meta_task": "VisDoc-mini", "modality": "visdoc", "ood": False}}
 
 # skimage.data loaders with their captions (the docstrings' first lines, lightly edited), plus sklearn's two photos.
 SKIMAGE_PHOTOS = {
@@ -76,6 +90,7 @@ DIGIT_QUESTIONS = {
 class Split:
     train: dict[str, list[dict]] = field(default_factory=dict)
     eval: dict[str, list[dict]] = field(default_factory=dict)
+    visdoc: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
 
 
 def _to_rgb_uint8(array: np.ndarray) -> np.ndarray:
@@ -213,7 +228,31 @@ def _digits(writer: _ImageWriter, rng: random.Random, eval_queries: int) -> Spli
             }
         )
     split.eval["Digits_VQA"] = vqa
+    split.visdoc["Digits_docs"] = _digit_documents(paths, labels, candidate_pool)
     return split
+
+
+def _digit_documents(paths: list[str], labels: list[int], pool: list[int], per_class: int = 5) -> dict[str, list]:
+    """A visual-document-style set (BEIR layout, global ranking): text queries against a shared pool of digit
+    images, every image of the named digit relevant."""
+    corpus = [i for d in range(10) for i in [j for j in pool if labels[j] == d][:per_class]]
+    phrasings = ("a handwritten digit {}", "the number {} written by hand")
+    queries = [
+        {"query-id": f"q{d}-{k}", "query": phrasing.format(DIGIT_NAMES[d])}
+        for d in range(10)
+        for k, phrasing in enumerate(phrasings)
+    ]
+    qrels = [
+        {"query-id": query["query-id"], "corpus-id": f"d{i}", "score": 1}
+        for query in queries
+        for i in corpus
+        if labels[i] == int(query["query-id"][1:].split("-")[0])
+    ]
+    return {
+        "queries": queries,
+        "corpus": [{"corpus-id": f"d{i}", "image": paths[i]} for i in corpus],
+        "qrels": qrels,
+    }
 
 
 def _faces(writer: _ImageWriter, rng: random.Random, eval_queries: int) -> Split:
@@ -333,10 +372,32 @@ def build_mini_mmeb(out_dir: str | Path, seed: int = 0, eval_queries: int = 100)
             manifest["train"][subset] = len(rows)
         for name, rows in part.eval.items():
             _write_parquet(rows, out_dir / "eval" / name / "test.parquet")
+            _write_parquet([_v2_row(row) for row in rows], out_dir / "eval-v2" / name / "test.parquet")
             sizes = sorted({len(row["tgt_text"]) for row in rows})
             manifest["eval"][name] = {"queries": len(rows), "candidates_per_query": sizes}
+        for name, tables in part.visdoc.items():
+            for table, rows in tables.items():
+                _write_parquet(rows, out_dir / "eval-v2" / name / f"{table}.parquet")
+            sizes = {"queries": len(tables["queries"]), "corpus": len(tables["corpus"])}
+            manifest.setdefault("eval-v2 visdoc", {})[name] = sizes
+    for folder, groups in (("eval", EVAL_GROUPS), ("eval-v2", {**EVAL_GROUPS, **VISDOC_GROUPS})):
+        (out_dir / folder / "tasks.json").write_text(json.dumps(groups, indent=2))
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out_dir
+
+
+def _v2_row(row: dict) -> dict:
+    """The MMEB-V2 (`MMEB_Test_Instruct`) form of an eval row: instruction and text in separate columns."""
+    instruction = next((p for p in QUERY_INSTRUCTIONS if row["qry_text"].startswith(p)), "")
+    has_images = [bool(path) for path in row["tgt_img_path"]]
+    return {
+        "qry_inst": instruction,
+        "qry_text": row["qry_text"][len(instruction) :],
+        "qry_img_path": row["qry_img_path"],
+        "tgt_inst": IMAGE_TARGET.replace("<|image_1|>", "") if any(has_images) else "",
+        "tgt_text": [text if not image else "" for text, image in zip(row["tgt_text"], has_images)],
+        "tgt_img_path": row["tgt_img_path"],
+    }
 
 
 def _write_parquet(rows: list[dict], path: Path) -> None:

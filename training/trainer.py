@@ -8,11 +8,14 @@ Unlike the reference, hard negatives can be used (`hard_negatives`) and Matryosh
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from pathlib import Path
 
 import datasets
 import torch
+from huggingface_hub import get_token
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss,
@@ -25,9 +28,12 @@ from torch import nn
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from vlm2vec_hf.hub_cards.push import push_model_folder
 from vlm2vec_hf.training.adapters import merge_adapter_folder, reference_lora_config
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.data import combine, load_mmeb_train
+
+logger = logging.getLogger(__name__)
 
 
 def world_size() -> int:
@@ -141,16 +147,37 @@ def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None =
 
 def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Train; returns the final model folder (`<output_dir>/final`; LoRA runs also `<output_dir>/merged` with
-    `merge`). With `resume`, training continues from the last checkpoint in `output_dir`."""
+    `merge`). With `resume`, training continues from the last checkpoint in `output_dir`. With `push_to_hub`, the
+    main process then pushes the merged folder (else the final one) to `hub_model_id`."""
     checkpoint = None
     if config.resume:
         checkpoint = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
         if checkpoint is None:
             raise FileNotFoundError(f"--resume: no checkpoint-* folder in {config.output_dir}")
+    if config.push_to_hub and get_token() is None:  # fail now, not after hours of training
+        raise ValueError("push_to_hub: no Hub token; set HF_TOKEN or run `hf auth login` before training")
     trainer = build_trainer(config, callbacks)
     trainer.train(resume_from_checkpoint=checkpoint)
     final = Path(config.output_dir) / "final"
     trainer.save_model(str(final))
+    merged = Path(config.output_dir) / "merged"
     if config.lora and config.merge and trainer.is_world_process_zero():
-        merge_adapter_folder(final, Path(config.output_dir) / "merged", overwrite=True)
+        merge_adapter_folder(final, merged, overwrite=True)
+    if config.push_to_hub and trainer.is_world_process_zero():
+        push_run(config, merged if config.lora and config.merge else final)
     return final
+
+
+def push_run(config: TrainConfig, folder: Path) -> str:
+    """Write the model card (when the card writer is available) into `folder` and push it to `hub_model_id`."""
+    try:
+        from vlm2vec_hf.hub_cards.card import write_model_card
+    except ImportError:
+        logger.info("no model card writer available; pushing %s with its own README.md", folder)
+    else:
+        write_model_card(folder, repo_id=config.hub_model_id, train_config=dataclasses.asdict(config))
+    commit_url = push_model_folder(
+        folder, config.hub_model_id, private=config.hub_private, revision=config.hub_revision
+    )
+    logger.info("pushed %s to %s", folder, commit_url)
+    return commit_url

@@ -6,35 +6,51 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from vlm2vec_hf.evaluation.command import add_eval_command, run_eval
+from vlm2vec_hf.hub_cards.command import add_push_command, run_push
 from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
 
 
 def _add_convert(subparsers) -> None:
+    from vlm2vec_hf.hub_cards.presets import PRESETS
+
     parser = subparsers.add_parser(
-        "convert", help="wrap a Qwen2-VL / Qwen2.5-VL checkpoint folder as a complete VLM2Vec model folder"
+        "convert",
+        help="wrap a Qwen2-VL / Qwen2.5-VL checkpoint (plus an optional LoRA/DoRA adapter, merged) as a VLM2Vec "
+        "model folder",
     )
-    parser.add_argument("--base", required=True, help="backbone checkpoint folder (or Hub id when online)")
+    parser.add_argument("--base", help="backbone checkpoint folder or Hub id (default: the preset's base model)")
+    parser.add_argument(
+        "--adapter",
+        help="adapter folder or Hub id to merge: a published VLM2Vec adapter (adapter_config.json + "
+        "adapter_model.safetensors/.bin) or a `vlm2vec train --lora` checkpoint (default: the preset's adapter)",
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="published checkpoint whose settings are defaults")
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument(
         "--position-ids",
         choices=["reference", "native"],
-        default="reference",
-        help="1-D positions as the published models (reference) or the backbone's M-RoPE (native)",
+        help="1-D positions as the published models (reference, default) or the backbone's M-RoPE (native)",
     )
-    parser.add_argument("--prompt-format", choices=["v1", "v2"], default="v1")
-    parser.add_argument("--min-pixels", type=int, default=PUBLISHED_MIN_PIXELS)
-    parser.add_argument("--max-pixels", type=int, default=PUBLISHED_MAX_PIXELS)
-    parser.add_argument("--max-length", type=int, default=None, help="truncate prompts to this many tokens")
+    parser.add_argument("--prompt-format", choices=["v1", "v2"], help="default: the preset's, else v1")
+    parser.add_argument("--min-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MIN_PIXELS}")
+    parser.add_argument("--max-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MAX_PIXELS}")
+    parser.add_argument(
+        "--max-length", type=int, help="truncate prompts to this many tokens (0: never; default: the preset's, else 0)"
+    )
     parser.add_argument("--dtype", default=None, help="e.g. float32, bfloat16 (default: the checkpoint's)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
 
 def _run_convert(args: argparse.Namespace) -> None:
-    from vlm2vec_hf.hub_cards.convert import convert_backbone
+    from vlm2vec_hf.hub_cards.convert import convert
+    from vlm2vec_hf.hub_cards.presets import get_preset
 
-    folder = convert_backbone(
-        args.base,
+    folder = convert(
         args.out,
+        base=args.base,
+        adapter=args.adapter,
+        preset=args.preset,
         position_ids_mode=args.position_ids,
         prompt_format=args.prompt_format,
         min_pixels=args.min_pixels,
@@ -44,17 +60,32 @@ def _run_convert(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(f"Wrote VLM2Vec model folder {folder}")
+    if args.preset and (size := get_preset(args.preset).fixed_resize):
+        print(
+            f"Note: {args.preset} was trained and evaluated on images resized to {size[0]}x{size[1]} first; the "
+            "written processor does not do that, so resize images yourself to reproduce that protocol."
+        )
 
 
 def _add_demo(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="build a tiny random model, embed bundled images and texts (offline)")
-    parser.add_argument("--out", default="vlm2vec-demo", help="folder for the run's outputs")
+    parser = subparsers.add_parser(
+        "demo",
+        help="the whole pipeline offline: mini-MMEB data, tiny model, evaluate, train, evaluate, card, (push)",
+    )
+    parser.add_argument("--out", default="vlm2vec-demo", help="new folder for the run's outputs")
+    parser.add_argument("--steps", type=int, default=300, help="training steps (batch 32)")
+    parser.add_argument(
+        "--push-to",
+        default=None,
+        help="Hub repo id to push the trained model to (default: pushed only when "
+        "HF_ENDPOINT and a token are set, to <user>/vlm2vec-mini-demo)",
+    )
 
 
 def _run_demo(args: argparse.Namespace) -> None:
     from vlm2vec_hf.demo import run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, steps=args.steps, push_to=args.push_to)
 
 
 def _add_init(subparsers) -> None:
@@ -71,13 +102,11 @@ def _add_init(subparsers) -> None:
 
 
 def _run_init(args: argparse.Namespace) -> None:
-    from vlm2vec_hf.model_folder import make_processor, write_model_folder
-    from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
-    from vlm2vec_hf.tiny import random_backbone, tiny_tokenizer
+    from vlm2vec_hf.tiny import write_random_model
 
-    model = VLM2VecModel.from_backbone(random_backbone(args.size, args.family, seed=args.seed, weight_std=None))
-    processor = make_processor(tiny_tokenizer(), min_pixels=args.min_pixels, max_pixels=args.max_pixels)
-    folder = write_model_folder(model, processor, args.out, overwrite=args.overwrite)
+    folder = write_random_model(
+        args.out, args.size, args.family, args.seed, args.min_pixels, args.max_pixels, overwrite=args.overwrite
+    )
     print(f"Wrote a random-init {args.size} {args.family} VLM2Vec model to {folder}")
 
 
@@ -93,7 +122,7 @@ def _run_data(args: argparse.Namespace) -> None:
     from vlm2vec_hf.training.mini_mmeb import build_mini_mmeb
 
     out = build_mini_mmeb(args.out, seed=args.seed)
-    print(f"Wrote mini-MMEB to {out}: train/ (MMEB-train layout), eval/ (MMEB-eval layout), images/")
+    print(f"Wrote mini-MMEB to {out}: train/ (MMEB-train layout), eval/ (MMEB-eval layout), eval-v2/ (V2), images/")
     print(f"  train: vlm2vec train --model MODEL --data {out}/train --image-dir {out}/images ...")
 
 
@@ -148,6 +177,8 @@ COMMANDS = {
     "data": (_add_data, _run_data),
     "train": (_add_train, _run_train),
     "merge": (_add_merge, _run_merge),
+    "eval": (add_eval_command, run_eval),
+    "push": (add_push_command, run_push),
 }
 
 

@@ -1,20 +1,28 @@
-"""The main job, first version: build a small default model, embed bundled images and texts, print similarities.
+"""The main job (`vlm2vec demo`): the whole pipeline on the embedded default, offline.
 
-The model's weights are random, so the similarities say nothing about quality; the run shows the whole path
-(model folder on disk, fresh `SentenceTransformer` load with `trust_remote_code=True`, mixed text / image /
-image+text batches, MMEB instructions by name) working end to end, offline.
+1. build the mini-MMEB set from images bundled with scikit-learn / scikit-image;
+2. build a tiny random-init Qwen2-VL VLM2Vec model;
+3. evaluate it (MMEB-V1 protocol) before training;
+4. train it with `vlm2vec train`'s code path (GradCache contrastive loss, in-run evaluation);
+5. evaluate again, write the reports and the model card into the trained model folder;
+6. embed a few bundled photos and captions with the trained model and print the similarities;
+7. push the folder when a Hub endpoint and token are configured (`--push-to`, or `HF_ENDPOINT` + a token).
+
+The model starts from random weights and the data is small: the run shows every stage working and the model
+learning, not a useful embedding model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
-from vlm2vec_hf.model_folder import load_sentence_transformer, make_processor, write_model_folder
-from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
-from vlm2vec_hf.tiny import BUNDLED_IMAGES, random_backbone, tiny_tokenizer
+from vlm2vec_hf.tiny import BUNDLED_IMAGES
 
 DEMO_IMAGES = {
     "cat": "chelsea_150x100.png",
@@ -22,14 +30,9 @@ DEMO_IMAGES = {
     "flower": "flower_90x60.png",
     "temple": "china_crop_97x61.png",
 }
-DEMO_TEXTS = ["a cat lying on a rug", "a cup of coffee", "a red flower", "a Chinese temple by a lake"]
-
-
-def build_default_model(out_dir: str | os.PathLike, overwrite: bool = True) -> Path:
-    """Write the tiny random default model (Qwen2-VL backbone, hidden size 64, seed 0) to `out_dir`."""
-    model = VLM2VecModel.from_backbone(random_backbone("tiny", seed=0))
-    processor = make_processor(tiny_tokenizer())
-    return write_model_folder(model, processor, out_dir, overwrite=overwrite)
+DEMO_TEXTS = ["Chelsea the cat", "a coffee cup", "a flower", "a Chinese temple by a lake"]
+DEMO_MAX_PIXELS = 12544  # 112x112: keeps the 2-core CPU run short
+DEFAULT_REPO_NAME = "vlm2vec-mini-demo"
 
 
 def similarity_table(row_labels: list[str], col_labels: list[str], scores: np.ndarray) -> str:
@@ -42,34 +45,119 @@ def similarity_table(row_labels: list[str], col_labels: list[str], scores: np.nd
     return "\n".join(lines)
 
 
-def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo") -> dict[str, np.ndarray]:
-    """Build, save, reload and use the default model; print what happens. Returns the similarity matrices."""
-    folder = build_default_model(Path(out_dir) / "model")
-    print(f"Model folder (RANDOM weights, tiny Qwen2-VL backbone; similarities are not meaningful): {folder}")
-    model = load_sentence_transformer(folder)
-    print(
-        f"Loaded with SentenceTransformer(..., trust_remote_code=True): embedding dimension "
-        f"{model.get_embedding_dimension()}, modalities {model.modalities}"
-    )
+def _evaluate(model_dir: Path, data_dir: Path, out: Path, name: str) -> dict:
+    from sentence_transformers import SentenceTransformer
 
-    images = [str(BUNDLED_IMAGES / name) for name in DEMO_IMAGES.values()]
-    image_embeddings = model.encode(
-        [{"image": path} for path in images], prompt_name="MSCOCO_i2t", convert_to_tensor=True
-    )
-    text_embeddings = model.encode(DEMO_TEXTS, convert_to_tensor=True)
-    image_to_text = model.similarity(image_embeddings, text_embeddings).numpy()
-    print("\nimage (instruction 'MSCOCO_i2t') -> caption, cosine similarity:")
-    print(similarity_table(list(DEMO_IMAGES), DEMO_TEXTS, image_to_text))
+    from vlm2vec_hf.evaluation.data import load_mmeb_eval
+    from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
+    from vlm2vec_hf.evaluation.report import write_reports
 
-    mixed = ["a cup of coffee", images[1], {"image": images[0], "text": "What animal is this?"}]
-    mixed_embeddings = model.encode(
-        mixed, prompt="Represent the given image with the following question:", convert_to_tensor=True
+    model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
+    evaluator = MMEBEvaluator(load_mmeb_eval(data_dir / "eval", data_dir / "images"), protocol="v1")
+    evaluator(model)
+    paths = write_reports(evaluator.results, out, name)
+    return {"results": evaluator.results, "paths": paths}
+
+
+def _push_target(push_to: str | None) -> str | None:
+    """The repo to push to, or None when no Hub is configured (an explicit `push_to`, or HF_ENDPOINT + token)."""
+    from huggingface_hub import get_token
+
+    if push_to:
+        return push_to
+    if not (os.environ.get("HF_ENDPOINT") and get_token()):
+        return None
+    from huggingface_hub import HfApi
+
+    return f"{HfApi().whoami()['name']}/{DEFAULT_REPO_NAME}"
+
+
+def _similarities(model_dir: Path) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
+    images = model.encode([str(BUNDLED_IMAGES / f) for f in DEMO_IMAGES.values()], prompt_name="MSCOCO_i2t")
+    texts = model.encode(DEMO_TEXTS)
+    scores = model.similarity(images, texts).numpy()
+    print("\nimage (instruction 'MSCOCO_i2t') -> caption, cosine similarity, trained model:")
+    print(similarity_table(list(DEMO_IMAGES), DEMO_TEXTS, scores))
+    return scores
+
+
+def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push_to: str | None = None) -> dict:
+    """Run the pipeline into `out_dir` (must be new or empty); returns the paths and the before / after scores."""
+    from vlm2vec_hf.hub_cards.card import write_model_card
+    from vlm2vec_hf.tiny import write_random_model
+    from vlm2vec_hf.training.config import TrainConfig
+    from vlm2vec_hf.training.mini_mmeb import build_mini_mmeb
+    from vlm2vec_hf.training.trainer import train
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new --out folder (nothing was changed)")
+    start = time.perf_counter()
+    data = build_mini_mmeb(out / "data")
+    print(f"[1/7] mini-MMEB set: {data} (train/, eval/, eval-v2/, images/)")
+    initial = write_random_model(out / "initial-model", max_pixels=DEMO_MAX_PIXELS)
+    print(f"[2/7] random-init tiny Qwen2-VL VLM2Vec model (RANDOM weights): {initial}")
+    before = _evaluate(initial, data, out / "eval-before", "random init")
+    print(f"[3/7] before training (MMEB-V1 protocol, mini set): mean hit@1 {100 * before['results']['overall']:.1f}")
+    config = TrainConfig(
+        model=str(initial),
+        data=str(data / "train"),
+        image_dir=str(data / "images"),
+        output_dir=str(out / "run"),
+        per_device_train_batch_size=32,
+        gc_mini_batch_size=16,
+        learning_rate=1e-3,
+        warmup_steps=min(20, steps // 10),
+        max_steps=steps,
+        save_steps=max(steps, 1),
+        logging_steps=max(steps // 10, 1),
+        seed=0,
     )
-    mixed_scores = model.similarity(mixed_embeddings, mixed_embeddings).numpy()
-    print("\none mixed batch (text, image path, image+question), pairwise cosine similarity:")
-    print(similarity_table(["text", "image", "image+text"], ["text", "image", "image+text"], mixed_scores))
+    final = train(config)
+    (final / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    print(f"[4/7] trained {steps} steps (GradCache contrastive loss): {final}")
+    after = _evaluate(final, data, final / "eval", final.name)
+    print(f"[5/7] after training: mean hit@1 {100 * after['results']['overall']:.1f} (reports in {final / 'eval'})")
+    card = write_model_card(
+        final,
+        repo_id=push_to or f"<user>/{DEFAULT_REPO_NAME}",
+        model_name=DEFAULT_REPO_NAME,
+        eval_results=after["results"],
+        train_config=dataclasses.asdict(config),
+        random_weights=False,
+        notes="A tiny model trained from random weights for a few minutes on the offline mini-MMEB set: it shows "
+        "the pipeline working, it is not a useful embedding model.",
+    )
+    print(f"[6/7] model card: {card}")
+    scores = _similarities(final)
+    repo_id = _push_target(push_to)
+    pushed = None
+    if repo_id:
+        from vlm2vec_hf.hub_cards.push import push_model_folder
+
+        pushed = push_model_folder(final, repo_id)
+        print(f"[7/7] pushed to {repo_id}: SentenceTransformer({repo_id!r}, trust_remote_code=True)")
+    else:
+        print("[7/7] push skipped: no Hub configured (pass --push-to REPO_ID, or set HF_ENDPOINT and HF_TOKEN)")
+    summary = {
+        "data": str(data),
+        "initial_model": str(initial),
+        "model": str(final),
+        "card": str(card),
+        "reports_before": {k: str(v) for k, v in before["paths"].items()},
+        "reports_after": {k: str(v) for k, v in after["paths"].items()},
+        "mean_hit_at_1_before": before["results"]["overall"],
+        "mean_hit_at_1_after": after["results"]["overall"],
+        "pushed_to": repo_id if pushed else None,
+        "seconds": time.perf_counter() - start,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(
-        f"\nDone. The model folder at {folder} loads with "
-        "SentenceTransformer(path, trust_remote_code=True) or AutoModel.from_pretrained(path, trust_remote_code=True)."
+        f"\nDone in {summary['seconds']:.0f} s. Mean hit@1 {100 * summary['mean_hit_at_1_before']:.1f} -> "
+        f"{100 * summary['mean_hit_at_1_after']:.1f}. Model folder: {final} (load it with "
+        f"SentenceTransformer({str(final)!r}, trust_remote_code=True)); summary: {out / 'summary.json'}"
     )
-    return {"image_to_text": image_to_text, "mixed": mixed_scores}
+    return {**summary, "similarities": scores}

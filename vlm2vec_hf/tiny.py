@@ -109,3 +109,26 @@ def random_backbone(
                 if parameter.ndim >= 2:
                     parameter.copy_(torch.randn(parameter.shape, generator=generator) * weight_std)
     return model.eval()
+
+
+def write_random_model(
+    out: str | Path,
+    size: BackboneSize = "tiny",
+    family: BackboneFamily = "qwen2_vl",
+    seed: int = 0,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a random-init VLM2Vec model folder (transformers' own init, to train from scratch); returns it.
+    Pixel bounds default to the published model's."""
+    from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
+    from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
+
+    model = VLM2VecModel.from_backbone(random_backbone(size, family, seed=seed, weight_std=None))
+    processor = make_processor(
+        tiny_tokenizer(),
+        min_pixels=min_pixels or PUBLISHED_MIN_PIXELS,
+        max_pixels=max_pixels or PUBLISHED_MAX_PIXELS,
+    )
+    return write_model_folder(model, processor, out, overwrite=overwrite)

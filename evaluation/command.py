@@ -1,0 +1,66 @@
+"""`vlm2vec eval`: score a model on MMEB-format data and write the JSON / Markdown / PNG reports."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def add_eval_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="score a model on MMEB data (V1 or V2 protocol); writes results.json, results.md, results.png",
+    )
+    parser.add_argument("--model", required=True, help="model folder or Hub id (loaded with trust_remote_code=True)")
+    parser.add_argument("--data", required=True, help="MMEB-eval folder (one sub-folder per dataset) or Hub id")
+    parser.add_argument("--image-dir", required=True, help="root the data's image paths are relative to")
+    parser.add_argument("--subsets", nargs="+", help="dataset names (default: every dataset folder under --data)")
+    parser.add_argument("--protocol", choices=["v1", "v2"], default="v1", help="MMEB-V1 hit@1 or MMEB-V2 metrics")
+    parser.add_argument("--out", default=None, help="report folder (default: <model folder>/eval or ./eval)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--cache-dir", default=None, help="reuse embeddings across runs of the same model")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        help="print and plot the published scores of this model beside ours "
+        "(e.g. VLM2Vec-V2.0, VLM2Vec-Qwen2VL-2B, TIGER-Lab/VLM2Vec-Qwen2VL-7B)",
+    )
+    parser.add_argument("--release", default="v2.0.1", choices=["v2.0.0", "v2.0.1"], help="published score release")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--name", default=None, help="model name in the reports (default: the --model value)")
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from vlm2vec_hf.evaluation.data import load_mmeb_eval
+    from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
+    from vlm2vec_hf.evaluation.published import published_scores
+    from vlm2vec_hf.evaluation.report import comparison, comparison_lines, write_reports
+
+    if args.compare:
+        published_scores(args.compare)  # an unknown name fails before any encoding
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = SentenceTransformer(args.model, trust_remote_code=True, device=args.device)
+    image_token = getattr(getattr(model[0], "processor", None), "image_token", "<|image_pad|>")
+    datasets = load_mmeb_eval(args.data, args.image_dir, names=args.subsets, image_token=image_token)
+    evaluator = MMEBEvaluator(
+        datasets,
+        protocol=args.protocol,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        show_progress_bar=True,
+    )
+    evaluator(model)
+    results = evaluator.results
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = Path(args.model) / "eval" if Path(args.model).is_dir() else Path("eval")
+    name = args.name or args.model
+    paths = write_reports(results, out, name, compare=args.compare, release=args.release)
+    print(paths["markdown"].read_text())
+    if args.compare:
+        print("\n".join(comparison_lines(results, comparison(results, args.compare, args.release), args.compare)))
+    print(f"Reports: {paths['json']}, {paths['markdown']}, {paths['png']}")

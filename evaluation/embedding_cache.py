@@ -1,0 +1,69 @@
+"""On-disk embedding cache for evaluation runs: one SQLite file per model fingerprint, item -> float32 vector.
+
+The fingerprint hashes the model's weights and the settings that change an embedding (prompt format, image bounds,
+`max_length`, normalisation), so a retrained or reconfigured model never reads another's vectors. An item's key
+hashes its prompt text and image path together with the image file's size and modification time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+Item = tuple[str, str]
+
+
+def model_fingerprint(model: torch.nn.Module, settings: dict | None = None) -> str:
+    """SHA-256 (hex, 16 chars) of every parameter and buffer (names, dtypes, shapes, bytes) plus `settings`."""
+    digest = hashlib.sha256(json.dumps(settings or {}, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def item_key(item: Item) -> str:
+    text, image = item
+    stamp = ""
+    if image:
+        stat = os.stat(image)
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    return hashlib.sha256(json.dumps([text, image, stamp]).encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings of one model, keyed by item, in `<folder>/<fingerprint>.sqlite`."""
+
+    def __init__(self, folder: str | os.PathLike, fingerprint: str):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self.path = Path(folder) / f"{fingerprint}.sqlite"
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+
+    def get(self, items: Iterable[Item]) -> dict[Item, np.ndarray]:
+        """The cached vectors (shape `(dim,)`, float32) of those `items` that are in the cache."""
+        found = {}
+        for item in items:
+            row = self._db.execute("SELECT vector FROM embeddings WHERE key = ?", (item_key(item),)).fetchone()
+            if row is not None:
+                found[item] = np.frombuffer(row[0], dtype=np.float32)
+        return found
+
+    def put(self, items: list[Item], vectors: np.ndarray) -> None:
+        """Store `vectors` (shape `(len(items), dim)`) in one transaction."""
+        rows = [
+            (item_key(item), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for item, v in zip(items, vectors)
+        ]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)", rows)
+
+    def close(self) -> None:
+        self._db.close()

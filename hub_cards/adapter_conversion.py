@@ -1,0 +1,278 @@
+"""Published VLM2Vec LoRA / DoRA adapters merged into a `VLM2VecModel`, with explicit key mapping and no peft.
+
+The published adapters (`TIGER-Lab/VLM2Vec-Qwen2VL-*`, `VLM2Vec/VLM2Vec-V2.0`) are peft folders saved from the
+reference's wrapper around its vendored transformers-4.4x `Qwen2VLForConditionalGeneration` (REFERENCE.md 1.6):
+keys look like `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight` (LLM) and
+`base_model.model.visual.*` (ViT). `VLM2VecModel` holds the stock transformers-5 `Qwen2VLModel` as `vlm`, whose
+modules are `vlm.language_model.layers.N...` and `vlm.visual...`. peft does not remap these keys by itself: it
+warns and leaves the adapter at its init. So every key is renamed here with `REFERENCE_KEY_MAPPING`, checked
+against the model's modules (a key that matches none is an error, never dropped) and merged in fp32 with peft's
+formulas:
+
+    LoRA:  W' = W + s * B @ A
+    DoRA:  W' = m / ||W + s * B @ A||_row * (W + s * B @ A)
+
+with `s = lora_alpha / r` (`lora_alpha / sqrt(r)` with rsLoRA), `A` (r, in), `B` (out, r) and the magnitude `m` (out,).
+
+Merging straight into the plain model's weights also avoids OFFLINE.md's merge trap (a model merged after being
+loaded from an adapter folder saves `base_model.model.*` keys); `convert.py` still re-reads the saved weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+# Preference order: safetensors needs no unpickling at all.
+ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+# (pattern, replacement) pairs, first match wins. The `model.language_model.` / `model.visual.` rules cover adapters
+# saved from transformers-5 module paths; the bare `model.` rule is the reference's 4.4x LLM path.
+REFERENCE_KEY_MAPPING: tuple[tuple[str, str], ...] = (
+    (r"^base_model\.model\.model\.language_model\.", "vlm.language_model."),
+    (r"^base_model\.model\.model\.visual\.", "vlm.visual."),
+    (r"^base_model\.model\.model\.", "vlm.language_model."),
+    (r"^base_model\.model\.visual\.", "vlm.visual."),
+)
+
+_LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A\.weight|lora_B\.weight|lora_magnitude_vector(?:\.weight)?)$")
+_PART_NAMES = {"lora_A.weight": "lora_A", "lora_B.weight": "lora_B"}
+_MAX_LISTED = 50  # problem keys named in one error (an adapter in a wholly foreign layout has hundreds)
+
+
+class AdapterConversionError(ValueError):
+    """An adapter folder that cannot be merged exactly: unreadable weights, unsupported options or unmatched keys."""
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The `adapter_config.json` fields the merge depends on."""
+
+    r: int
+    lora_alpha: float
+    use_dora: bool
+    use_rslora: bool = False
+
+    @property
+    def scaling(self) -> float:
+        """The factor `s` on `B @ A`: alpha / r, or alpha / sqrt(r) with rsLoRA (peft's definition)."""
+        return self.lora_alpha / (math.sqrt(self.r) if self.use_rslora else self.r)
+
+    @classmethod
+    def from_config(cls, config: dict) -> LoraSettings:
+        """Read the settings, refusing options this merge does not reproduce exactly."""
+        peft_type = config.get("peft_type", "LORA")
+        if str(peft_type).upper() != "LORA":
+            raise AdapterConversionError(f"peft_type {peft_type!r} is not supported (only LORA / DoRA adapters)")
+        unsupported = {
+            "fan_in_fan_out": bool(config.get("fan_in_fan_out")),
+            "lora_bias": bool(config.get("lora_bias")),
+            "modules_to_save": bool(config.get("modules_to_save")),
+            "rank_pattern": bool(config.get("rank_pattern")),
+            "alpha_pattern": bool(config.get("alpha_pattern")),
+            "layer_replication": bool(config.get("layer_replication")),
+            "target_parameters": bool(config.get("target_parameters")),
+        }
+        used = [name for name, is_set in unsupported.items() if is_set]
+        if used:
+            raise AdapterConversionError(f"adapter_config.json sets options this converter does not support: {used}")
+        return cls(
+            r=int(config["r"]),
+            lora_alpha=float(config["lora_alpha"]),
+            use_dora=bool(config.get("use_dora", False)),
+            use_rslora=bool(config.get("use_rslora", False)),
+        )
+
+
+@dataclass
+class LoraModuleWeights:
+    """One adapted linear layer's adapter tensors: lora_A (r, in), lora_B (out, r), DoRA magnitude (out,) or None."""
+
+    lora_A: torch.Tensor | None = None
+    lora_B: torch.Tensor | None = None
+    magnitude: torch.Tensor | None = None
+
+
+def read_adapter_config(adapter_dir: str | os.PathLike) -> dict:
+    """The parsed `adapter_config.json` of `adapter_dir`."""
+    path = Path(adapter_dir) / ADAPTER_CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{adapter_dir} has no {ADAPTER_CONFIG_FILE}; is it an adapter folder?")
+    return json.loads(path.read_text())
+
+
+def adapter_weights_file(adapter_dir: str | os.PathLike) -> Path:
+    """`adapter_model.safetensors` if present, else `adapter_model.bin`."""
+    for name in ADAPTER_WEIGHT_FILES:
+        path = Path(adapter_dir) / name
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{adapter_dir} has neither {' nor '.join(ADAPTER_WEIGHT_FILES)}")
+
+
+def load_adapter_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read adapter tensors from a `.safetensors` file or a torch pickle `.bin` (tensors only), on the CPU.
+
+    A `.bin` is read only with `torch.load(weights_only=True)`, whose restricted unpickler refuses any object other
+    than tensors and plain containers, so a file that would run code on unpickling is rejected without running it.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_file(path, device="cpu")
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message starts with advice to retry with weights_only=False, which is exactly what must not happen.
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = lines[1] if len(lines) > 1 else lines[0] if lines else type(error).__name__
+        raise AdapterConversionError(
+            f"refusing to load {path}: it holds objects other than tensors, which only an unrestricted unpickler "
+            f"(one that can run arbitrary code) would load ({reason}). Use an adapter_model.safetensors instead."
+        ) from error
+    except (RuntimeError, EOFError) as error:
+        raise AdapterConversionError(f"cannot read {path} as a torch state dict: {error}") from error
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state_dict.items()
+    ):
+        raise AdapterConversionError(f"{path} is not a state dict of named tensors")
+    return state_dict
+
+
+def rename_adapter_key(key: str, key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING) -> str | None:
+    """`key` renamed by the first matching rule of `key_mapping`, or None when no rule matches."""
+    for pattern, replacement in key_mapping:
+        renamed, count = re.subn(pattern, replacement, key, count=1)
+        if count:
+            return renamed
+    return None
+
+
+def group_adapter_weights(
+    state_dict: dict[str, torch.Tensor],
+    linear_modules: Collection[str],
+    key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING,
+) -> dict[str, LoraModuleWeights]:
+    """Map every adapter key onto one of `linear_modules` (our module names) and group the tensors per module.
+
+    Raises AdapterConversionError listing every key that no rule renames, that names no linear module of the
+    model, that is not a LoRA A / B / DoRA magnitude tensor, or that lands where another key did; nothing is
+    dropped silently.
+    """
+    modules = set(linear_modules)
+    grouped: dict[str, LoraModuleWeights] = {}
+    problems: list[str] = []
+    for key, tensor in state_dict.items():
+        renamed = rename_adapter_key(key, key_mapping)
+        match = _LORA_KEY.match(renamed) if renamed is not None else None
+        if renamed is None:
+            problems.append(f"{key}: no key-mapping rule matches it")
+        elif match is None:
+            problems.append(f"{key} -> {renamed}: not a LoRA A / B or DoRA magnitude tensor")
+        elif match["module"] not in modules:
+            problems.append(f"{key} -> {match['module']}: the model has no such linear module")
+        else:
+            attribute = _PART_NAMES.get(match["part"], "magnitude")
+            weights = grouped.setdefault(match["module"], LoraModuleWeights())
+            if getattr(weights, attribute) is not None:
+                problems.append(f"{key} -> {renamed}: another key already maps to this tensor")
+            setattr(weights, attribute, tensor)
+    if problems:
+        listed = sorted(problems)[:_MAX_LISTED]
+        more = f"\n  ... and {len(problems) - len(listed)} more" if len(problems) > len(listed) else ""
+        raise AdapterConversionError(
+            f"{len(problems)} of {len(state_dict)} adapter keys match no module of the model (nothing was merged):\n  "
+            + "\n  ".join(listed)
+            + more
+        )
+    return grouped
+
+
+def merged_linear_weight(weight: torch.Tensor, lora: LoraModuleWeights, scaling: float, use_dora: bool) -> torch.Tensor:
+    """The merged `(out, in)` weight, computed in fp32 and returned in `weight`'s dtype (peft's merge formulas)."""
+    base = weight.detach().float()
+    merged = base + scaling * (lora.lora_B.float().to(base.device) @ lora.lora_A.float().to(base.device))
+    if use_dora:
+        magnitude = lora.magnitude.float().to(base.device)
+        merged = (magnitude / torch.linalg.norm(merged, dim=1)).unsqueeze(1) * merged
+    return merged.to(weight.dtype)
+
+
+def _check_module(name: str, lora: LoraModuleWeights, layer: torch.nn.Linear, settings: LoraSettings) -> str | None:
+    """Why `lora` cannot be merged into `layer` (missing tensors, wrong shapes), or None if it can."""
+    if lora.lora_A is None or lora.lora_B is None:
+        return f"{name}: needs both lora_A and lora_B"
+    if settings.use_dora != (lora.magnitude is not None):
+        state = "missing" if settings.use_dora else "present"
+        return f"{name}: use_dora={settings.use_dora} but the DoRA magnitude vector is {state}"
+    out_features, in_features = layer.weight.shape
+    shapes = {
+        "lora_A": (tuple(lora.lora_A.shape), (settings.r, in_features)),
+        "lora_B": (tuple(lora.lora_B.shape), (out_features, settings.r)),
+    }
+    if lora.magnitude is not None:
+        shapes["magnitude"] = (tuple(lora.magnitude.shape), (out_features,))
+    wrong = [f"{part} {got} (expected {want})" for part, (got, want) in shapes.items() if got != want]
+    return f"{name}: " + ", ".join(wrong) if wrong else None
+
+
+@dataclass(frozen=True)
+class AdapterWeights:
+    """An adapter folder read into memory: its merge settings and its tensors under their saved (reference) names."""
+
+    source: Path
+    settings: LoraSettings
+    state_dict: dict[str, torch.Tensor]
+
+
+def read_adapter(adapter_dir: str | os.PathLike) -> AdapterWeights:
+    """Read `adapter_config.json` and the weights (safetensors preferred) of `adapter_dir`, before any model loads."""
+    settings = LoraSettings.from_config(read_adapter_config(adapter_dir))
+    weights_file = adapter_weights_file(adapter_dir)
+    state_dict = load_adapter_state_dict(weights_file)
+    if not state_dict:
+        raise AdapterConversionError(f"{weights_file} holds no adapter tensors")
+    return AdapterWeights(source=weights_file, settings=settings, state_dict=state_dict)
+
+
+def merge_adapter_into_model(
+    model: torch.nn.Module,
+    adapter: AdapterWeights | str | os.PathLike,
+    key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING,
+) -> dict[str, torch.Tensor]:
+    """Merge `adapter` (read, or a folder to read) into `model`'s linear weights, in place.
+
+    Every key is renamed with `key_mapping` and must land on a linear module with matching shapes; all checks run
+    before any weight changes. Returns the merged weights by parameter name (e.g.
+    `vlm.language_model.layers.0.self_attn.q_proj.weight`), to check what gets saved.
+    """
+    if not isinstance(adapter, AdapterWeights):
+        adapter = read_adapter(adapter)
+    settings = adapter.settings
+    linear_layers = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    grouped = group_adapter_weights(adapter.state_dict, linear_layers, key_mapping)
+    problems = [
+        problem
+        for name, lora in grouped.items()
+        if (problem := _check_module(name, lora, linear_layers[name], settings)) is not None
+    ]
+    if problems:
+        raise AdapterConversionError(
+            f"{adapter.source}: adapter tensors do not fit the model:\n  " + "\n  ".join(sorted(problems))
+        )
+    merged: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, lora in grouped.items():
+            weight = linear_layers[name].weight
+            weight.copy_(merged_linear_weight(weight, lora, settings.scaling, settings.use_dora))
+            merged[f"{name}.weight"] = weight.detach()
+    return merged

@@ -1,0 +1,106 @@
+"""Conversion presets for the published VLM2Vec Qwen2-VL checkpoints (values: REFERENCE.md 2.3-2.5, 3.6, 6).
+
+A preset names the base backbone and the adapter repository on the Hub and the settings the published model was
+evaluated with; `vlm2vec convert --preset NAME` uses them as defaults, explicit flags win.
+
+Only the V1 models' fixed 1344 x 1344 pre-resize (`fixed_resize`) cannot be expressed by `VLM2VecProcessor`, which
+only bounds the pixel count: it is recorded here so that callers can apply it to their images themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
+
+# Qwen2-VL's stock preprocessor bounds (56*56 and 28*28*16384 px), which the V1 evaluation used after its pre-resize.
+QWEN2VL_DEFAULT_MIN_PIXELS = 3136
+QWEN2VL_DEFAULT_MAX_PIXELS = 12845056
+V1_FIXED_RESIZE = (1344, 1344)  # (width, height): `image_resolution="high"`, aspect ratio not kept
+
+
+@dataclass(frozen=True)
+class ConversionPreset:
+    """How one published checkpoint is converted: its sources and its processor / model settings.
+
+    Attributes:
+        name: the preset's name on the command line.
+        base_model: Hub id of the stock backbone the adapter was trained on.
+        adapter_repo: Hub id of the repository holding `adapter_config.json` + `adapter_model.{bin,safetensors}`.
+        adapter_revision: the adapter repository revision to download (None: the default branch).
+        position_ids_mode: "reference" (1-D positions, as the published models were trained) or "native".
+        prompt_format: "v1" (`<|image_pad|> instruction text`) or "v2" (`<|image_pad|>\\ninstruction text\\n`).
+        min_pixels, max_pixels: image-processor bounds in pixels (smart-resize to multiples of 28 inside them).
+        max_length: prompt truncation in tokens (None: no truncation).
+        fixed_resize: (width, height) in pixels every image is resized to before the processor, or None. Not
+            applied by the written processor (see the module docstring).
+        notes: where values come from and what is inferred rather than stated.
+    """
+
+    name: str
+    base_model: str
+    adapter_repo: str
+    adapter_revision: str | None
+    position_ids_mode: str
+    prompt_format: str
+    min_pixels: int
+    max_pixels: int
+    max_length: int | None
+    fixed_resize: tuple[int, int] | None
+    notes: str = ""
+
+
+_V1_QWEN2VL_2B = ConversionPreset(
+    name="VLM2Vec-Qwen2VL-2B",
+    base_model="Qwen/Qwen2-VL-2B-Instruct",
+    adapter_repo="TIGER-Lab/VLM2Vec-Qwen2VL-2B",
+    adapter_revision=None,
+    position_ids_mode="reference",
+    prompt_format="v1",
+    min_pixels=QWEN2VL_DEFAULT_MIN_PIXELS,
+    max_pixels=QWEN2VL_DEFAULT_MAX_PIXELS,
+    max_length=4096,
+    fixed_resize=V1_FIXED_RESIZE,
+    notes=(
+        "V1 protocol: 1344x1344 pre-resize, then the stock Qwen2-VL bounds (max_pixels not re-checked in "
+        "REFERENCE.md), 2304 visual tokens per image. max_length 4096 is the V1 training --max_len."
+    ),
+)
+
+PRESETS: dict[str, ConversionPreset] = {
+    preset.name: preset
+    for preset in (
+        _V1_QWEN2VL_2B,
+        replace(
+            _V1_QWEN2VL_2B,
+            name="VLM2Vec-Qwen2VL-7B",
+            base_model="Qwen/Qwen2-VL-7B-Instruct",
+            adapter_repo="TIGER-Lab/VLM2Vec-Qwen2VL-7B",
+            notes=(
+                "As VLM2Vec-Qwen2VL-2B (REFERENCE.md: 'as for 2B'); the base id and max_length are inferred by "
+                "analogy. The repo also holds full .bin shards, which are never used (only the adapter is read)."
+            ),
+        ),
+        ConversionPreset(
+            name="VLM2Vec-V2.0",
+            base_model="Qwen/Qwen2-VL-2B-Instruct",
+            adapter_repo="VLM2Vec/VLM2Vec-V2.0",
+            adapter_revision="e39ff079b8275ef876d3656da8c0bddbff3c4dde",
+            position_ids_mode="reference",
+            prompt_format="v2",
+            min_pixels=PUBLISHED_MIN_PIXELS,
+            max_pixels=PUBLISHED_MAX_PIXELS,
+            max_length=None,
+            fixed_resize=None,
+            notes="Processor autoresize within [3136, 1003520] px, no truncation; revision as pinned by mteb.",
+        ),
+    )
+}
+
+
+def get_preset(name: str) -> ConversionPreset:
+    """The preset called `name`; a ValueError lists the known names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None

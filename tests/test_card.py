@@ -1,0 +1,108 @@
+"""Model cards: valid Hub metadata with a model-index, no widget, working usage snippets, the MMEB table."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import yaml
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+from PIL import Image
+
+from vlm2vec_hf.hub_cards.card import build_model_card, write_model_card
+
+RESULTS = {
+    "protocol": "v1",
+    "datasets": {
+        "VOC2007": {
+            "headline_metric": "hit@1",
+            "score": 0.5,
+            "queries": 10,
+            "candidates_per_query": 20.0,
+            "eval_type": "local",
+            "metrics": {"hit@1": 0.5},
+        },
+        "Digits": {
+            "headline_metric": "hit@1",
+            "score": 0.25,
+            "queries": 10,
+            "candidates_per_query": 10.0,
+            "eval_type": "local",
+            "metrics": {"hit@1": 0.25},
+        },
+    },
+    "groups": {
+        "Classification": {
+            "name": "Classification",
+            "score": 0.375,
+            "datasets": ["VOC2007", "Digits"],
+            "missing": [],
+            "count": 2,
+            "expected": 2,
+        },
+        "Overall": {
+            "name": "Overall",
+            "score": 0.375,
+            "datasets": ["VOC2007", "Digits"],
+            "missing": [],
+            "count": 2,
+            "expected": 2,
+        },
+    },
+    "encoding": {"naive_items": 320, "unique_items": 40, "encoded": 40, "from_cache": 0, "forward_passes_saved": 280},
+    "seconds": 1.0,
+    "published": {"model": "VLM2Vec-V2.0", "release": "v2.0.1", "scores": {"VOC2007": 84.9}},
+}
+
+
+def front_matter(text: str) -> dict:
+    match = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    assert match, "no YAML header"
+    return yaml.safe_load(match.group(1))
+
+
+def test_card_metadata_is_valid_hub_yaml_with_a_model_index(tiny_random_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_random_model_dir, folder)
+    path = write_model_card(
+        folder,
+        repo_id="someone/tiny-vlm2vec",
+        base_model="Qwen/Qwen2-VL-2B-Instruct",
+        eval_results=RESULTS,
+        train_config={"data": "TIGER-Lab/MMEB-train", "learning_rate": 5e-5, "temperature": 0.02, "lora": True},
+    )
+    text = path.read_text()
+    assert "!!python" not in text and "PIL" not in text
+    meta = front_matter(text)
+    assert meta["library_name"] == "sentence-transformers" and meta["pipeline_tag"] == "sentence-similarity"
+    assert meta["base_model"] == "Qwen/Qwen2-VL-2B-Instruct" and meta["license"] == "apache-2.0"
+    assert meta["datasets"] == ["TIGER-Lab/MMEB-train", "TIGER-Lab/MMEB-eval"]
+    assert {"sentence-transformers", "vlm2vec", "custom_code"} <= set(meta["tags"]) and "widget" not in meta
+    name, results = model_index_to_eval_results(meta["model-index"])
+    assert name == "tiny-vlm2vec"
+    by_dataset = {r.dataset_name: (r.dataset_type, r.metric_value) for r in results}
+    assert by_dataset == {"VOC2007": ("TIGER-Lab/MMEB-eval", 50.0), "Digits": ("local", 25.0)}
+    card = ModelCard.load(path)  # huggingface_hub's own parser accepts it
+    assert card.data.to_dict()["model-index"] == meta["model-index"]
+    # the MMEB table, ours beside the published score
+    assert "| VLM2Vec-V2.0 (published) |" in text and "| VOC2007 | hit@1 | 10 | 20 | local | 50.0 | 84.9 |" in text
+    assert "| `learning_rate` | 5e-05 |" in text and "@article{jiang2024vlm2vec" in text
+
+
+def test_usage_snippets_run_against_the_model_folder(tiny_random_model_dir, tmp_path, monkeypatch):
+    text = str(build_model_card(tiny_random_model_dir, repo_id="org/name"))
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (64, 48), "orange").save("cat.png")
+    for block in blocks:
+        namespace: dict = {}
+        exec(block.replace('"org/name"', json.dumps(str(tiny_random_model_dir))), namespace)  # noqa: S102
+    assert namespace["embeddings"].shape == (3, namespace["model"].config.embedding_dim)
+
+
+def test_random_weights_are_stated(tiny_random_model_dir):
+    text = str(build_model_card(tiny_random_model_dir, random_weights=True))
+    assert "**The weights are random**" in text and "model-index" not in text
