@@ -39,6 +39,7 @@ TRAIN_DETAIL_KEYS = (
     "lora_dropout",
     "matryoshka_dims",
     "batch_per_subset",
+    "interleave_batch_size",
     "bf16",
     "gradient_checkpointing",
     "seed",
@@ -194,7 +195,12 @@ def _results_section(results: dict, model_name: str) -> str:
 
 
 def _training_section(train_config: dict) -> str:
-    rows = [(key, train_config[key]) for key in TRAIN_DETAIL_KEYS if train_config.get(key) not in (None, [], "")]
+    lora_keys = {"use_dora", "lora_r", "lora_alpha", "lora_dropout"}
+    rows = [
+        (key, train_config[key])
+        for key in TRAIN_DETAIL_KEYS
+        if train_config.get(key) not in (None, [], "") and (train_config.get("lora") or key not in lora_keys)
+    ]
     objective = (
         f"InfoNCE over in-batch negatives (query → target), temperature {train_config.get('temperature', 0.02)}, "
         f"through sentence-transformers' `CachedMultipleNegativesRankingLoss` (GradCache)."
@@ -257,8 +263,8 @@ def build_model_card(
         f"# {model_name}",
         f"A VLM2Vec-style universal multimodal embedding model: a {info['backbone']} vision-language model whose final "
         "hidden state at the last non-padding token, L2-normalised, embeds any mix of text and images (the VLM2Vec "
-        "recipe, arXiv 2410.05160 / 2507.04590). Built with [vlm2vec-hf](https://github.com/vlm2vec-hf/vlm2vec-hf); "
-        "the model code ships in this repository, so load it with `trust_remote_code=True`.",
+        "recipe, arXiv 2410.05160 / 2507.04590). Packaged with vlm2vec-hf: the model code ships in this repository, so "
+        "load it with `trust_remote_code=True`; nothing else needs to be installed.",
     ]
     if random_weights:
         sections.append("**The weights are random** (a demo / test model): the embeddings carry no meaning.")

@@ -255,3 +255,38 @@ def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_di
     # bf16 is mixed precision (autocast): the saved master weights stay fp32, finite, and have moved.
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in after.values())
     assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
+def test_interleave_batch_size_builds_batches_of_single_subset_blocks(tiny_random_model_dir, mini_mmeb, tmp_path):
+    config = TrainConfig(
+        model=str(tiny_random_model_dir),
+        data=str(mini_mmeb / "train"),
+        image_dir=str(mini_mmeb / "images"),
+        output_dir=str(tmp_path / "o"),
+        num_sample_per_subset=24,
+        per_device_train_batch_size=8,
+        interleave_batch_size=4,
+        max_steps=2,
+    )
+    trainer = build_trainer(config)
+    sizes = [len(data) for data in trainer.train_dataset.values()]
+    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+
+    def owner(index: int) -> int:
+        return next(i for i in range(len(sizes)) if bounds[i] <= index < bounds[i + 1])
+
+    sampler = trainer.get_train_dataloader().batch_sampler
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == sum(size // 4 for size in sizes) // 2
+    flat = [index for batch in batches for index in batch]
+    assert len(flat) == len(set(flat))  # no sample twice in an epoch
+    mixed = 0
+    for batch in batches:
+        blocks = [batch[:4], batch[4:]]
+        assert all(len({owner(index) for index in block}) == 1 for block in blocks)
+        mixed += owner(blocks[0][0]) != owner(blocks[1][0])
+    assert mixed > 0  # blocks of different subsets share a batch (not IB = batch)
+    assert batches == list(sampler)  # same seed and epoch, same order (resume sees the same batches)
+    trainer.train()
+    with pytest.raises(ValueError, match="must divide"):
+        TrainConfig(**{**config.__dict__, "interleave_batch_size": 3}).validate()

@@ -32,7 +32,8 @@ class TrainConfig:
     gc_mini_batch_size: int | None = 8  # GradCache chunk; 0 / None = plain (uncached) in-batch loss
     hard_negatives: bool = False
     matryoshka_dims: list[int] | None = None
-    batch_per_subset: bool = False  # every batch from one subset (the reference's interleaved sub-batches)
+    batch_per_subset: bool = False  # every batch from one subset (IB = batch size)
+    interleave_batch_size: int | None = None  # the reference's IB: batches of blocks of IB samples from one subset
     # Adapters.
     lora: bool = False
     lora_r: int = 16
@@ -90,6 +91,14 @@ class TrainConfig:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.gc_mini_batch_size is not None and self.gc_mini_batch_size < 0:
             raise ValueError(f"gc_mini_batch_size must be >= 0 or null, got {self.gc_mini_batch_size}")
+        if self.interleave_batch_size is not None:
+            if self.batch_per_subset:
+                raise ValueError("batch_per_subset and interleave_batch_size exclude each other; choose one")
+            if self.interleave_batch_size <= 0 or self.per_device_train_batch_size % self.interleave_batch_size:
+                raise ValueError(
+                    f"interleave_batch_size {self.interleave_batch_size} must divide per_device_train_batch_size "
+                    f"{self.per_device_train_batch_size}"
+                )
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("push_to_hub needs hub_model_id (YAML key or --hub-model-id), e.g. your-name/vlm2vec-run")
         if self.hub_model_id is not None and self.hub_model_id.count("/") != 1:

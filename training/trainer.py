@@ -32,6 +32,7 @@ from vlm2vec_hf.hub_cards.push import push_model_folder
 from vlm2vec_hf.training.adapters import merge_adapter_folder, reference_lora_config
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.data import combine, load_mmeb_train
+from vlm2vec_hf.training.sampler import interleaved_sampler
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def load_train_dataset(config: TrainConfig, image_token: str) -> datasets.Datase
         image_token=image_token,
         check=not config.skip_data_check,
     )
-    return datasets.DatasetDict(subsets) if config.batch_per_subset else combine(subsets, seed=config.seed)
+    per_subset = config.batch_per_subset or config.interleave_batch_size
+    return datasets.DatasetDict(subsets) if per_subset else combine(subsets, seed=config.seed)
 
 
 def build_evaluator(config: TrainConfig):
@@ -122,7 +124,9 @@ def training_arguments(config: TrainConfig, evaluate: bool) -> SentenceTransform
         eval_strategy="steps" if evaluate else "no",
         eval_on_start=evaluate,
         eval_steps=config.eval_steps if evaluate else None,
-        multi_dataset_batch_sampler="proportional",
+        multi_dataset_batch_sampler=(
+            interleaved_sampler(config.interleave_batch_size) if config.interleave_batch_size else "proportional"
+        ),
         # A text-only (mini-)batch leaves the vision tower without gradients, which DDP must be told to expect.
         ddp_find_unused_parameters=True,
     )

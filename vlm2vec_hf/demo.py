@@ -121,19 +121,19 @@ def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push
     print(f"[4/7] trained {steps} steps (GradCache contrastive loss): {final}")
     after = _evaluate(final, data, final / "eval", final.name)
     print(f"[5/7] after training: mean hit@1 {100 * after['results']['overall']:.1f} (reports in {final / 'eval'})")
+    repo_id = _push_target(push_to)
     card = write_model_card(
         final,
-        repo_id=push_to or f"<user>/{DEFAULT_REPO_NAME}",
+        repo_id=repo_id or str(final),
         model_name=DEFAULT_REPO_NAME,
         eval_results=after["results"],
         train_config=dataclasses.asdict(config),
         random_weights=False,
-        notes="A tiny model trained from random weights for a few minutes on the offline mini-MMEB set: it shows "
+        notes="A tiny model trained from random weights for under a minute on the offline mini-MMEB set: it shows "
         "the pipeline working, it is not a useful embedding model.",
     )
     print(f"[6/7] model card: {card}")
     scores = _similarities(final)
-    repo_id = _push_target(push_to)
     pushed = None
     if repo_id:
         from vlm2vec_hf.hub_cards.push import push_model_folder
