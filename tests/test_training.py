@@ -226,25 +226,34 @@ def test_objective_options_build_the_expected_losses(tiny_random_model_dir, mini
     assert isinstance(plain.loss, MultipleNegativesRankingLoss) and plain.loss.scale == pytest.approx(20.0)
 
 
-def test_batch_per_subset_draws_each_batch_from_one_subset(tiny_random_model_dir, mini_mmeb, tmp_path):
+def per_subset_trainer(model_dir, data, out, **options):
+    """A trainer on 24 rows per mini-MMEB subset, batch 8, and the subsets' bounds in its concatenated dataset."""
     config = TrainConfig(
-        model=str(tiny_random_model_dir),
-        data=str(mini_mmeb / "train"),
-        image_dir=str(mini_mmeb / "images"),
-        output_dir=str(tmp_path / "o"),
+        model=str(model_dir),
+        data=str(data / "train"),
+        image_dir=str(data / "images"),
+        output_dir=str(out),
         num_sample_per_subset=24,
         per_device_train_batch_size=8,
         max_steps=2,
-        batch_per_subset=True,
+        **options,
     )
     trainer = build_trainer(config)
-    sizes = [len(data) for data in trainer.train_dataset.values()]
+    sizes = [len(subset) for subset in trainer.train_dataset.values()]
     bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+
+    def owner(index: int) -> int:
+        return next(i for i in range(len(sizes)) if bounds[i] <= index < bounds[i + 1])
+
+    return config, trainer, sizes, owner
+
+
+def test_batch_per_subset_draws_each_batch_from_one_subset(tiny_random_model_dir, mini_mmeb, tmp_path):
+    _, trainer, sizes, owner = per_subset_trainer(tiny_random_model_dir, mini_mmeb, tmp_path, batch_per_subset=True)
     batches = list(trainer.get_train_dataloader().batch_sampler)
     assert len(batches) == sum(sizes) // 8
     for batch in batches:
-        owners = {next(i for i in range(len(sizes)) if bounds[i] <= index < bounds[i + 1]) for index in batch}
-        assert len(owners) == 1
+        assert len({owner(index) for index in batch}) == 1
 
 
 def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_dir, mini_mmeb, tmp_path):
@@ -258,23 +267,9 @@ def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_di
 
 
 def test_interleave_batch_size_builds_batches_of_single_subset_blocks(tiny_random_model_dir, mini_mmeb, tmp_path):
-    config = TrainConfig(
-        model=str(tiny_random_model_dir),
-        data=str(mini_mmeb / "train"),
-        image_dir=str(mini_mmeb / "images"),
-        output_dir=str(tmp_path / "o"),
-        num_sample_per_subset=24,
-        per_device_train_batch_size=8,
-        interleave_batch_size=4,
-        max_steps=2,
+    config, trainer, sizes, owner = per_subset_trainer(
+        tiny_random_model_dir, mini_mmeb, tmp_path, interleave_batch_size=4
     )
-    trainer = build_trainer(config)
-    sizes = [len(data) for data in trainer.train_dataset.values()]
-    bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
-
-    def owner(index: int) -> int:
-        return next(i for i in range(len(sizes)) if bounds[i] <= index < bounds[i + 1])
-
     sampler = trainer.get_train_dataloader().batch_sampler
     batches = list(sampler)
     assert len(batches) == len(sampler) == sum(size // 4 for size in sizes) // 2
