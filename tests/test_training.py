@@ -266,6 +266,17 @@ def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_di
     assert any(not torch.equal(before[name], after[name]) for name in before)
 
 
+def test_a_new_run_never_overwrites_an_earlier_one(tiny_random_model_dir, mini_mmeb, tmp_path, capsys):
+    args = train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "run", "--max-steps", "2", "--subsets", "Faces")
+    assert main(args) == 0
+    weights = (tmp_path / "run" / "final" / "model.safetensors").read_bytes()
+    assert main([*args, "--learning-rate", "0.5"]) == 2
+    assert "already holds a run (checkpoint-2, final); pass --resume" in capsys.readouterr().err
+    assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() == weights
+    assert main([*args, "--learning-rate", "0.5", "--overwrite-output-dir"]) == 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() != weights
+
+
 def test_interleave_batch_size_builds_batches_of_single_subset_blocks(tiny_random_model_dir, mini_mmeb, tmp_path):
     config, trainer, sizes, owner = per_subset_trainer(
         tiny_random_model_dir, mini_mmeb, tmp_path, interleave_batch_size=4

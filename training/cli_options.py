@@ -27,6 +27,7 @@ HELP = {
     "hard_negatives": "use the neg_text / neg_image_path columns as hard negatives",
     "matryoshka_dims": "train these embedding prefixes too (MatryoshkaLoss)",
     "batch_per_subset": "draw every batch from a single subset",
+    "overwrite_output_dir": "start a new run in an output_dir that already holds checkpoints or a final model",
     "interleave_batch_size": "the reference's IB: batches made of blocks of this many samples from one subset",
     "lora": "train a LoRA/DoRA adapter on the language model instead of all weights",
     "use_dora": "DoRA (the reference's choice) rather than plain LoRA",

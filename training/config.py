@@ -64,6 +64,7 @@ class TrainConfig:
     eval_steps: int | None = None
     eval_batch_size: int = 32
     resume: bool = False  # continue from the last checkpoint in output_dir
+    overwrite_output_dir: bool = False  # allow a new run in an output_dir that holds an earlier run
     # Hub (the token comes from HF_TOKEN / the stored login, never from the config).
     push_to_hub: bool = False  # push <output_dir>/merged if written, else <output_dir>/final, at the end
     hub_model_id: str | None = None  # namespace/name

@@ -149,11 +149,26 @@ def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None =
     )
 
 
+def earlier_run(output_dir: str) -> list[str]:
+    """The checkpoint / final / merged folders an earlier run left in `output_dir` (names, sorted)."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    run_folders = ("checkpoint-", "final", "merged")
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith(run_folders))
+
+
 def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Train; returns the final model folder (`<output_dir>/final`; LoRA runs also `<output_dir>/merged` with
     `merge`). With `resume`, training continues from the last checkpoint in `output_dir`. With `push_to_hub`, the
     main process then pushes the merged folder (else the final one) to `hub_model_id`."""
     checkpoint = None
+    earlier = earlier_run(config.output_dir)
+    if earlier and not (config.resume or config.overwrite_output_dir):
+        raise FileExistsError(
+            f"{config.output_dir} already holds a run ({', '.join(earlier)}); pass --resume to continue it, "
+            "--overwrite-output-dir to start over there, or choose another output_dir"
+        )
     if config.resume:
         checkpoint = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
         if checkpoint is None:
