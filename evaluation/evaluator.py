@@ -44,7 +44,8 @@ def unique_items(datasets: list[EvalDataset]) -> list[Item]:
     return list(items)
 
 
-def _embedding_settings(model) -> dict:
+def embedding_settings(model) -> dict:
+    """What besides the weights changes an embedding: module types, prompt format, max_length, image bounds."""
     processor = getattr(model[0], "processor", None)
     settings = {"modules": [type(module).__name__ for module in model]}
     if processor is not None:
@@ -109,7 +110,7 @@ class MMEBEvaluator(BaseEvaluator):
         """Embeddings of `items` (shape `(len(items), dim)`, float32, L2-normalised) and how many were encoded."""
         cache = None
         if self.cache_dir is not None:
-            cache = EmbeddingCache(self.cache_dir, model_fingerprint(model, _embedding_settings(model)))
+            cache = EmbeddingCache(self.cache_dir, model_fingerprint(model, embedding_settings(model)))
         cached = cache.get(items) if cache else {}
         todo = [item for item in items if item not in cached]
         computed: dict[Item, np.ndarray] = {}
