@@ -9,8 +9,9 @@ Three layouts, detected per dataset folder (`<root>/<dataset>/`):
 * **MMEB-V2 image** (`ziyjiang/MMEB_Test_Instruct`): the same plus `qry_inst` / `tgt_inst`; prompts are rebuilt
   with the V2 rules of [`prompts_v2`].
 * **Visual documents** (BEIR style, `vidore/*_beir`): `queries.parquet` (`query-id`, `query`), `corpus.parquet`
-  (`corpus-id`, `image`: a path under the image root), `qrels.parquet` (`query-id`, `corpus-id`, `score`); ranked
-  globally over the whole corpus.
+  (`corpus-id`, `image`: a path under the image root, or the page image itself as the Hub files store it, written
+  once to `<dataset>/pages/`), `qrels.parquet` (`query-id`, `corpus-id`, `score`); ranked globally over the whole
+  corpus.
 
 An optional `<root>/tasks.json` (`{"<dataset>": {"meta_task": ..., "modality": ..., "ood": bool}}`) groups datasets
 that are not among the published ones (the offline mini-MMEB set writes one).
@@ -156,6 +157,22 @@ def _load_v2_image(
     return EvalDataset(name, queries, candidates, relevance, layout="v2", task_type=task_type)
 
 
+def _embedded(tables: dict[str, datasets.Dataset]) -> bool:
+    """Whether the corpus holds the page images themselves (the Hub's `vidore/*_beir` files) rather than paths."""
+    return isinstance(tables["corpus"].features["image"], datasets.Image)
+
+
+def _extract_page(folder: Path, corpus_id, page: dict) -> str:
+    """Write an embedded page image once to `<folder>/pages/<corpus-id>.<ext>` so it is an item like any other."""
+    data = page["bytes"]
+    suffix = Path(page.get("path") or "").suffix or ".png"
+    path = folder / "pages" / f"{corpus_id}{suffix}"
+    if not path.is_file() or path.stat().st_size != len(data):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+    return str(path)
+
+
 def _load_visdoc(name: str, folder: Path, image_root: Path, image_token: str) -> EvalDataset:
     tables = {
         part: datasets.load_dataset("parquet", data_files=str(folder / f"{part}.parquet"), split="train")
@@ -163,10 +180,14 @@ def _load_visdoc(name: str, folder: Path, image_root: Path, image_token: str) ->
     }
     corpus_ids = list(tables["corpus"]["corpus-id"])
     position = {str(corpus_id): index for index, corpus_id in enumerate(corpus_ids)}
-    corpus = [
-        (prompts_v2.visdoc_candidate_prompt(image_token), _image(name, f"corpus {cid}", image, image_root))
-        for cid, image in zip(corpus_ids, tables["corpus"]["image"])
-    ]
+    pages = tables["corpus"].cast_column("image", datasets.Image(decode=False))["image"] if _embedded(tables) else None
+    corpus = []
+    for index, corpus_id in enumerate(corpus_ids):
+        if pages is None:
+            path = _image(name, f"corpus {corpus_id}", tables["corpus"][index]["image"], image_root)
+        else:
+            path = _extract_page(folder, corpus_id, pages[index])
+        corpus.append((prompts_v2.visdoc_candidate_prompt(image_token), path))
     qrels: dict[str, dict[int, float]] = {}
     for row, record in enumerate(tables["qrels"]):
         corpus_id = str(record["corpus-id"])

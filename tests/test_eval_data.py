@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from PIL import Image
@@ -97,3 +99,24 @@ def test_unknown_dataset_name_is_reported(tmp_path, image_root):
     write(tmp_path / "eval", "VOC2007", [V1_ROW])
     with pytest.raises(FileNotFoundError, match="'Nope' not found"):
         load_mmeb_eval(tmp_path / "eval", image_root, names=["Nope"])
+
+
+def test_visual_documents_with_embedded_page_images_as_on_the_hub(tmp_path, image_root):
+    import datasets
+
+    folder = tmp_path / "eval" / "ViDoRe_tatdqa"
+    folder.mkdir(parents=True)
+    pages = [Image.new("RGB", (60, 80), color) for color in ("white", "gray")]
+    features = datasets.Features({"corpus-id": datasets.Value("int64"), "image": datasets.Image()})
+    datasets.Dataset.from_dict({"corpus-id": [3, 4], "image": pages}, features=features).to_parquet(
+        folder / "corpus.parquet"
+    )
+    pd.DataFrame([{"query-id": "q", "query": "net income"}]).to_parquet(folder / "queries.parquet")
+    pd.DataFrame([{"query-id": "q", "corpus-id": 4, "score": 1}]).to_parquet(folder / "qrels.parquet")
+    (dataset,) = load_mmeb_eval(tmp_path / "eval", image_root)
+    paths = [path for _, path in dataset.corpus]
+    assert [Path(p).parent for p in paths] == [folder / "pages"] * 2 and dataset.relevance == [{1: 1.0}]
+    assert Image.open(paths[1]).convert("RGB").getpixel((0, 0)) == (128, 128, 128)
+    stamp = Path(paths[0]).stat().st_mtime_ns
+    load_mmeb_eval(tmp_path / "eval", image_root)  # pages are written once
+    assert Path(paths[0]).stat().st_mtime_ns == stamp
