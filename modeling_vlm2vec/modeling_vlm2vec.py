@@ -76,6 +76,51 @@ class VLM2VecPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     _supports_attention_backend = True
 
+    def load_adapter(
+        self,
+        peft_model_id: str | None = None,
+        adapter_name: str | None = None,
+        peft_config: dict | None = None,
+        adapter_state_dict: dict[str, torch.Tensor] | None = None,
+        **kwargs,
+    ):
+        """transformers' `load_adapter`, with DoRA magnitude vectors kept.
+
+        peft saves a DoRA magnitude as `...lora_magnitude_vector`, but the parameter is
+        `...lora_magnitude_vector.<adapter>.weight`; transformers (5.23) maps the saved name to neither and leaves the
+        magnitudes at their initial values, so `AutoModel.from_pretrained(lora_checkpoint)` would embed differently
+        from the trained model. The weights are read here and passed on under the name transformers can map.
+        """
+        if adapter_state_dict is None and peft_model_id is not None:
+            adapter_state_dict = _read_adapter_weights(peft_model_id, kwargs)
+        if adapter_state_dict is not None:
+            adapter_state_dict = {
+                f"{key}.weight" if key.endswith("lora_magnitude_vector") else key: value
+                for key, value in adapter_state_dict.items()
+            }
+        return super().load_adapter(
+            peft_model_id, adapter_name, peft_config=peft_config, adapter_state_dict=adapter_state_dict, **kwargs
+        )
+
+
+def _read_adapter_weights(peft_model_id: str, kwargs: dict) -> dict[str, torch.Tensor] | None:
+    """`adapter_model.safetensors` of a local or Hub adapter, or None (then transformers reads what is there)."""
+    from transformers.modeling_utils import load_state_dict
+    from transformers.utils import cached_file
+
+    hub_kwargs = dict(kwargs.get("adapter_kwargs") or {})
+    for key in ("token", "revision", "cache_dir", "local_files_only"):
+        if key in kwargs:
+            hub_kwargs.setdefault(key, kwargs[key])
+    path = cached_file(
+        peft_model_id,
+        "adapter_model.safetensors",
+        _raise_exceptions_for_missing_entries=False,
+        _raise_exceptions_for_connection_errors=False,
+        **{k: v for k, v in hub_kwargs.items() if k in ("token", "revision", "cache_dir", "local_files_only")},
+    )
+    return load_state_dict(path) if path else None
+
 
 class VLM2VecModel(VLM2VecPreTrainedModel):
     r"""

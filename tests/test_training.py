@@ -177,6 +177,17 @@ def test_dora_adapter_trains_only_the_language_model_and_merges(tiny_random_mode
     base = SentenceTransformer(str(tiny_random_model_dir), trust_remote_code=True, device="cpu")
     assert abs(base.encode(inputs) - unmerged.encode(inputs)).max() > 1e-4  # the adapter did something
 
+    # Plain transformers on the adapter checkpoint: base + adapter, DoRA magnitudes included.
+    from transformers import AutoModel, AutoProcessor
+
+    auto = AutoModel.from_pretrained(run / "final", trust_remote_code=True).eval()
+    assert any("lora_magnitude_vector" in name for name, _ in auto.named_parameters())
+    processor = AutoProcessor.from_pretrained(tiny_random_model_dir, trust_remote_code=True)
+    texts = ["a handwritten digit seven", "a handwritten digit one"]
+    with torch.no_grad():
+        auto_embeddings = auto(**processor(text=texts)).embeddings.numpy()
+    assert abs(auto_embeddings - unmerged.encode(texts)).max() < 1e-5
+
 
 def test_lora_regex_keeps_qwen2_5_vl_vision_mlp_out():
     from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
