@@ -267,7 +267,7 @@ def test_batch_per_subset_draws_each_batch_from_one_subset(tiny_random_model_dir
         assert len({owner(index) for index in batch}) == 1
 
 
-def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_dir, mini_mmeb, tmp_path):
+def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_dir, mini_mmeb, tmp_path, caplog):
     before = state(tiny_random_model_dir)
     args = train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "run", "--max-steps", "3", "--num-sample-per-subset")
     assert main([*args, "8", "--gradient-checkpointing", "--bf16", "--save-steps", "100"]) == 0
@@ -275,6 +275,9 @@ def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_di
     # bf16 is mixed precision (autocast): the saved master weights stay fp32, finite, and have moved.
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in after.values())
     assert any(not torch.equal(before[name], after[name]) for name in before)
+    # sentence-transformers' own card is written, without tripping over text-only rows' missing images
+    assert (tmp_path / "run" / "final" / "README.md").is_file()
+    assert not [r for r in caplog.records if "Could not save predict example asset" in r.getMessage()]
 
 
 def test_a_new_run_never_overwrites_an_earlier_one(tiny_random_model_dir, mini_mmeb, tmp_path, capsys):

@@ -139,7 +139,7 @@ def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None =
     model = load_model(config)
     train_dataset = load_train_dataset(config, image_token=model[0].processor.image_token)
     evaluator = build_evaluator(config)
-    return SentenceTransformerTrainer(
+    trainer = SentenceTransformerTrainer(
         model=model,
         args=training_arguments(config, evaluate=evaluator is not None),
         train_dataset=train_dataset,
@@ -147,6 +147,19 @@ def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None =
         evaluator=evaluator,
         callbacks=callbacks,
     )
+    drop_missing_images_from_card_examples(model)
+    return trainer
+
+
+def drop_missing_images_from_card_examples(model: SentenceTransformer) -> None:
+    """Text-only rows are `{"text": ..., "image": None}`; sentence-transformers' card would try to save the None as
+    an image asset (and log a warning per checkpoint). Keep only the parts each example has."""
+    examples = getattr(model.model_card_data, "usage_examples", None)
+    if examples:
+        model.model_card_data.usage_examples = [
+            {k: v for k, v in example.items() if v is not None} if isinstance(example, dict) else example
+            for example in examples
+        ]
 
 
 def earlier_run(output_dir: str) -> list[str]:
