@@ -56,6 +56,7 @@ def convert_backbone(
     min_pixels: int = PUBLISHED_MIN_PIXELS,
     max_pixels: int = PUBLISHED_MAX_PIXELS,
     max_length: int | None = None,
+    image_resize: tuple[int, int] | None = None,
     dtype: torch.dtype | str | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -63,7 +64,8 @@ def convert_backbone(
 
     The weights are loaded with the backbone's own transformers class (which converts legacy key layouts) and saved
     under `vlm.*`; the tokenizer and image-processor settings come from `base`, with the given pixel bounds
-    (`min_pixels` / `max_pixels`, in pixels) and `max_length` (tokens, None: no truncation). With `adapter`, the
+    (`min_pixels` / `max_pixels`, in pixels), `max_length` (tokens, None: no truncation) and `image_resize`
+    ((width, height) every image is resized to first, the V1 protocol; None: none). With `adapter`, the
     published-style adapter folder there is merged into the weights first (keys renamed by `key_mapping`, merged
     in fp32, stored in `dtype`), and the saved file is re-read to check that it holds the merged weights.
     """
@@ -82,6 +84,7 @@ def convert_backbone(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
         max_length=max_length,
+        image_resize=image_resize,
     )
     folder = write_model_folder(model, processor, out, overwrite=overwrite)
     if merged:
@@ -149,13 +152,15 @@ def convert(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     max_length: int | None = None,
+    image_resize: tuple[int, int] | None = None,
     dtype: torch.dtype | str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """`vlm2vec convert`: resolve the preset and the sources, then write the model folder at `out`.
 
     Options left as None come from `preset` (if given), else `convert_backbone`'s defaults. `max_length=0` means
-    no truncation (a preset's `max_length` otherwise applies). Without `base` / `adapter`, the preset's Hub ids are
+    no truncation (a preset's `max_length` otherwise applies); `image_resize=(0, 0)` likewise turns off a preset's
+    fixed pre-resize. Without `base` / `adapter`, the preset's Hub ids are
     used (which needs a network). An adapter folder written by `vlm2vec train --lora` is merged by
     `merge_adapter_folder`, which takes the base, processor and prompts from that folder (`base` overrides the base).
     """
@@ -166,6 +171,7 @@ def convert(
         "min_pixels": min_pixels,
         "max_pixels": max_pixels,
         "max_length": max_length,
+        "image_resize": tuple(image_resize) if image_resize is not None else None,
     }
     if adapter is None and preset is not None:
         adapter = preset.adapter_repo
@@ -179,10 +185,12 @@ def convert(
         base = preset.base_model
     for name, value in options.items():
         if value is None and preset is not None:
-            options[name] = getattr(preset, name)
+            options[name] = getattr(preset, "fixed_resize" if name == "image_resize" else name)
     options = {name: value for name, value in options.items() if value is not None}
     if options.get("max_length") == 0:
         options["max_length"] = None
+    if options.get("image_resize") == (0, 0):
+        options["image_resize"] = None
     return convert_backbone(base, out, adapter=adapter, dtype=dtype, overwrite=overwrite, **options)
 
 

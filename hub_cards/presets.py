@@ -3,8 +3,7 @@
 A preset names the base backbone and the adapter repository on the Hub and the settings the published model was
 evaluated with; `vlm2vec convert --preset NAME` uses them as defaults, explicit flags win.
 
-Only the V1 models' fixed 1344 x 1344 pre-resize (`fixed_resize`) cannot be expressed by `VLM2VecProcessor`, which
-only bounds the pixel count: it is recorded here so that callers can apply it to their images themselves.
+The V1 models' fixed 1344 x 1344 pre-resize (`fixed_resize`) becomes the written processor's `image_resize`.
 """
 
 from __future__ import annotations
@@ -32,8 +31,8 @@ class ConversionPreset:
         prompt_format: "v1" (`<|image_pad|> instruction text`) or "v2" (`<|image_pad|>\\ninstruction text\\n`).
         min_pixels, max_pixels: image-processor bounds in pixels (smart-resize to multiples of 28 inside them).
         max_length: prompt truncation in tokens (None: no truncation).
-        fixed_resize: (width, height) in pixels every image is resized to before the processor, or None. Not
-            applied by the written processor (see the module docstring).
+        fixed_resize: (width, height) in pixels every image is resized to before the processor, or None; written
+            as the processor's `image_resize`.
         notes: where values come from and what is inferred rather than stated.
     """
 

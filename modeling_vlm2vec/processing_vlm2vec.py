@@ -156,6 +156,9 @@ class VLM2VecProcessor(ProcessorMixin):
         prompt_format (`str`, defaults to `"v1"`): how [`format_prompt`] joins instruction, text and image.
         max_length (`int`, *optional*): right-truncate every row to this many tokens (image tokens included).
             `None` keeps every token, as the published V2 evaluation does.
+        image_resize (`[width, height]`, *optional*): resize every image to exactly this size (PIL bicubic, aspect
+            ratio not kept) before the image processor, as the V1 reference does (`image_resolution="high"`:
+            1344x1344) for the published VLM2Vec-Qwen2VL models. `None` (default) leaves sizing to the pixel bounds.
     """
 
     def __init__(
@@ -165,12 +168,16 @@ class VLM2VecProcessor(ProcessorMixin):
         chat_template: str | None = None,
         prompt_format: str = "v1",
         max_length: int | None = None,
+        image_resize: Sequence[int] | None = None,
         **kwargs,
     ):
         if prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+        if image_resize is not None and (len(image_resize) != 2 or min(image_resize) < 1):
+            raise ValueError(f"image_resize must be [width, height] in pixels, got {image_resize!r}")
         self.prompt_format = prompt_format
         self.max_length = max_length
+        self.image_resize = list(image_resize) if image_resize is not None else None
         self.image_token = IMAGE_TOKEN
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
@@ -197,8 +204,11 @@ class VLM2VecProcessor(ProcessorMixin):
         return format_prompt(text, instruction, num_images, self.prompt_format, self.image_token)
 
     def prepare_image(self, image: ImageLike) -> Image.Image:
-        """[`load_image`], then a check that the image processor accepts its shape (e.g. aspect ratio < 200)."""
+        """[`load_image`], the fixed `image_resize` if set, then a check that the image processor accepts the shape
+        (e.g. aspect ratio < 200)."""
         image = load_image(image)
+        if self.image_resize is not None:
+            image = image.resize(tuple(self.image_resize), Image.BICUBIC)
         try:
             self.num_image_tokens(image)
         except ValueError as error:

@@ -292,12 +292,23 @@ def test_presets_hold_the_published_settings():
         v2.max_pixels = 1  # frozen
 
 
+def test_v1_preset_writes_the_fixed_1344_resize(tmp_path, capsys):
+    out = tmp_path / "v1"
+    args = ["convert", "--preset", "VLM2Vec-Qwen2VL-2B", "--base", str(BACKBONE), "--adapter", str(ADAPTER)]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "resized to 1344x1344" in capsys.readouterr().out
+    assert SentenceTransformer(str(out), trust_remote_code=True, device="cpu")[0].processor.image_resize == [1344, 1344]
+
+
 def test_cli_convert_with_v1_preset(tmp_path, expected_lora, capsys):
     out = tmp_path / "from-preset"
     args = ["convert", "--preset", "VLM2Vec-Qwen2VL-2B", "--base", str(BACKBONE), "--adapter", str(ADAPTER)]
-    assert main([*args, "--out", str(out), "--dtype", "float32", "--max-length", str(MAX_LENGTH)]) == 0
-    assert "1344x1344" in capsys.readouterr().out  # the pre-resize the processor cannot do is pointed out
+    # The fixture's reference embeddings were made without V1's 1344x1344 pre-resize: turn it off here.
+    no_resize = ["--image-resize", "0", "0"]
+    assert main([*args, "--out", str(out), "--dtype", "float32", "--max-length", str(MAX_LENGTH), *no_resize]) == 0
+    assert "resized to" not in capsys.readouterr().out
     model = SentenceTransformer(str(out), trust_remote_code=True, device="cpu")
+    assert model[0].processor.image_resize is None
     processor = model[0].processor
     # Preset defaults, except --max-length, which the command line set.
     assert (processor.prompt_format, processor.min_pixels, processor.max_pixels) == ("v1", 3136, 12845056)

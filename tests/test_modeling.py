@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CASES, TOLERANCE, case_image_path
+from conftest import CASES, FIXTURE, TOLERANCE, case_image_path
 from PIL import Image
 from transformers import AutoModel
 
@@ -115,3 +115,22 @@ def test_processor_settings_can_be_overridden_at_load_time(fixture_model_dir):
         str(fixture_model_dir), trust_remote_code=True, device="cpu", processor_kwargs={"max_pixels": 200_704}
     )
     assert model[0].processor.max_pixels == 200_704
+
+
+def test_fixed_image_resize_matches_resizing_the_image_first(tmp_path):
+    # The V1 protocol: every image resized to a fixed size (PIL bicubic) before the image processor.
+    image = Image.open(FIXTURE / "images" / "chelsea_150x100.png").convert("RGB")
+    plain = make_processor(tiny_tokenizer())
+    fixed = make_processor(tiny_tokenizer(), image_resize=(84, 56))
+    prompt = "<|image_pad|> Represent the given image."
+    ours = fixed(text=[prompt], images=[image])
+    by_hand = plain(text=[prompt], images=[image.resize((84, 56), Image.BICUBIC)])
+    assert ours["image_grid_thw"].tolist() == [[1, 4, 6]]
+    assert torch.equal(ours["pixel_values"], by_hand["pixel_values"])
+    assert torch.equal(ours["input_ids"], by_hand["input_ids"])
+    model = VLM2VecModel.from_backbone(random_backbone("tiny", seed=0))
+    folder = write_model_folder(model, fixed, tmp_path / "fixed")
+    reloaded = load_sentence_transformer(folder)
+    assert reloaded[0].processor.image_resize == [84, 56]
+    with pytest.raises(ValueError, match="width, height"):
+        make_processor(tiny_tokenizer(), image_resize=(84,))

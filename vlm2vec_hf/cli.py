@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -38,13 +39,20 @@ def _add_convert(subparsers) -> None:
     parser.add_argument(
         "--max-length", type=int, help="truncate prompts to this many tokens (0: never; default: the preset's, else 0)"
     )
+    parser.add_argument(
+        "--image-resize",
+        type=int,
+        nargs=2,
+        metavar=("WIDTH", "HEIGHT"),
+        help="resize every image to exactly this size first, as the V1 reference (0 0: never; default: the "
+        "preset's, e.g. 1344 1344 for the V1 models, else never)",
+    )
     parser.add_argument("--dtype", default=None, help="e.g. float32, bfloat16 (default: the checkpoint's)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
 
 def _run_convert(args: argparse.Namespace) -> None:
     from vlm2vec_hf.hub_cards.convert import convert
-    from vlm2vec_hf.hub_cards.presets import get_preset
 
     folder = convert(
         args.out,
@@ -56,15 +64,14 @@ def _run_convert(args: argparse.Namespace) -> None:
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
         max_length=args.max_length,
+        image_resize=args.image_resize,
         dtype=args.dtype,
         overwrite=args.overwrite,
     )
     print(f"Wrote VLM2Vec model folder {folder}")
-    if args.preset and (size := get_preset(args.preset).fixed_resize):
-        print(
-            f"Note: {args.preset} was trained and evaluated on images resized to {size[0]}x{size[1]} first; the "
-            "written processor does not do that, so resize images yourself to reproduce that protocol."
-        )
+    resize = json.loads((folder / "processor_config.json").read_text()).get("image_resize")
+    if resize:
+        print(f"Every image is resized to {resize[0]}x{resize[1]} before the processor (the V1 protocol).")
 
 
 def _add_demo(subparsers) -> None:

@@ -36,6 +36,7 @@ def make_processor(
     min_pixels: int = PUBLISHED_MIN_PIXELS,
     max_pixels: int = PUBLISHED_MAX_PIXELS,
     max_length: int | None = None,
+    image_resize: tuple[int, int] | None = None,
 ) -> VLM2VecProcessor:
     """A `VLM2VecProcessor` with the PIL image processor of `image_processor_source` (or Qwen2-VL's defaults)."""
     if min_pixels > max_pixels:
@@ -46,7 +47,9 @@ def make_processor(
         image_processor = Qwen2VLImageProcessorPil(size=size)
     else:
         image_processor = AutoImageProcessor.from_pretrained(image_processor_source, backend="pil", size=size)
-    return VLM2VecProcessor(image_processor, tokenizer, prompt_format=prompt_format, max_length=max_length)
+    return VLM2VecProcessor(
+        image_processor, tokenizer, prompt_format=prompt_format, max_length=max_length, image_resize=image_resize
+    )
 
 
 def write_model_folder(
