@@ -17,8 +17,9 @@ from vlm2vec_hf.evaluation.published import HEADLINE_METRIC, V1_META_TASKS, V1_O
 
 V1_GROUP_ORDER = ("Classification", "VQA", "Retrieval", "Visual Grounding", "IND", "OOD", "Overall")
 MODALITY_GROUP = {"image": "Image", "video": "Video", "visdoc": "VisDoc"}
-# V1 meta-task names -> the V2 image meta-task names.
+# Groups that summarise other groups (not meta-tasks).
 SUMMARY_GROUPS = frozenset({"IND", "OOD", "Overall", "Image", "Video", "VisDoc", "All"})
+# V1 meta-task names -> the V2 image meta-task names.
 V1_TO_V2_META = {"Classification": "I-CLS", "VQA": "I-QA", "Retrieval": "I-RET", "Visual Grounding": "I-VG"}
 
 
@@ -105,7 +106,7 @@ def v2_groups(scores: Mapping[str, float], meta: Mapping[str, dict] | None = Non
     return [_group(name, members[name], scores) for name in order]
 
 
-def headline_metric(dataset: str, layout: str, protocol: str) -> str:
+def headline_metric(layout: str, protocol: str) -> str:
     """The metric a dataset is reported by: V1 hit@1; V2 hit@1 for image / video, ndcg_linear@5 for visdoc."""
     if protocol == "v1":
         return "hit@1"

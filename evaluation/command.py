@@ -31,35 +31,66 @@ def add_eval_command(subparsers) -> None:
     parser.add_argument("--name", default=None, help="model name in the reports (default: the --model value)")
 
 
+def evaluate_and_report(
+    model,
+    data: str | Path,
+    image_dir: str | Path,
+    out: str | Path,
+    name: str,
+    *,
+    subsets: list[str] | None = None,
+    protocol: str = "v1",
+    batch_size: int = 32,
+    cache_dir: str | Path | None = None,
+    compare: str | None = None,
+    release: str = "v2.0.1",
+    show_progress_bar: bool | None = None,
+) -> tuple[dict, dict[str, Path]]:
+    """Score a loaded `SentenceTransformer` on the MMEB data at `data` and write the reports to `out`.
+
+    Returns the evaluator's results and the report paths (`json`, `markdown`, `png`).
+    """
+    from vlm2vec_hf.evaluation.data import load_mmeb_eval
+    from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
+    from vlm2vec_hf.evaluation.report import write_reports
+
+    image_token = getattr(getattr(model[0], "processor", None), "image_token", "<|image_pad|>")
+    datasets = load_mmeb_eval(data, image_dir, names=subsets, image_token=image_token)
+    evaluator = MMEBEvaluator(
+        datasets, protocol=protocol, batch_size=batch_size, cache_dir=cache_dir, show_progress_bar=show_progress_bar
+    )
+    evaluator(model)
+    return evaluator.results, write_reports(evaluator.results, out, name, compare=compare, release=release)
+
+
 def run_eval(args: argparse.Namespace) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from vlm2vec_hf.evaluation.data import load_mmeb_eval
-    from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
     from vlm2vec_hf.evaluation.published import published_scores
-    from vlm2vec_hf.evaluation.report import comparison, comparison_lines, write_reports
+    from vlm2vec_hf.evaluation.report import comparison, comparison_lines
 
     if args.compare:
         published_scores(args.compare)  # an unknown name fails before any encoding
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = SentenceTransformer(args.model, trust_remote_code=True, device=args.device)
-    image_token = getattr(getattr(model[0], "processor", None), "image_token", "<|image_pad|>")
-    datasets = load_mmeb_eval(args.data, args.image_dir, names=args.subsets, image_token=image_token)
-    evaluator = MMEBEvaluator(
-        datasets,
-        protocol=args.protocol,
-        batch_size=args.batch_size,
-        cache_dir=args.cache_dir,
-        show_progress_bar=True,
-    )
-    evaluator(model)
-    results = evaluator.results
     if args.out:
         out = Path(args.out)
     else:
         out = Path(args.model) / "eval" if Path(args.model).is_dir() else Path("eval")
-    name = args.name or args.model
-    paths = write_reports(results, out, name, compare=args.compare, release=args.release)
+    results, paths = evaluate_and_report(
+        model,
+        args.data,
+        args.image_dir,
+        out,
+        args.name or args.model,
+        subsets=args.subsets,
+        protocol=args.protocol,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        compare=args.compare,
+        release=args.release,
+        show_progress_bar=True,
+    )
     print(paths["markdown"].read_text())
     if args.compare:
         print("\n".join(comparison_lines(results, comparison(results, args.compare, args.release), args.compare)))

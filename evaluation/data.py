@@ -87,13 +87,24 @@ def _table(folder: Path, split: str) -> datasets.Dataset:
     raise FileNotFoundError(f"no {split!r} data for dataset {folder.name!r} under {folder}")
 
 
-def _image(name: str, row: int | str, image: str | None, image_root: Path) -> str:
-    if not image:
-        return ""
-    path = image_root / image
-    if not path.is_file():
-        raise EvalDataError(f"{name} row {row}: image file {str(path)!r} does not exist")
-    return str(path)
+class _ImageRoot:
+    """Resolves image paths under the image root, checking each distinct file once: retrieval sets list the same
+    candidate images in row after row (up to 1000 per query)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._found: set[str] = set()
+
+    def resolve(self, name: str, row: int | str, image: str | None) -> str:
+        """The absolute path of `image` ("" for none); an `EvalDataError` naming dataset and row if it is missing."""
+        if not image:
+            return ""
+        path = str(self.root / image)
+        if path not in self._found:
+            if not os.path.isfile(path):
+                raise EvalDataError(f"{name} row {row}: image file {path!r} does not exist")
+            self._found.add(path)
+        return path
 
 
 def _candidate_lists(name: str, row: int, record: dict) -> tuple[list[str], list[str]]:
@@ -115,29 +126,29 @@ def _gold(name: str, row: int, record: dict, count: int) -> dict[int, float]:
     return {gold: 1.0}
 
 
-def _load_v1(name: str, table: datasets.Dataset, image_root: Path, image_token: str) -> EvalDataset:
+def _load_v1(name: str, table: datasets.Dataset, images: _ImageRoot, image_token: str) -> EvalDataset:
     def text(value: str | None) -> str:
         return (value or "").replace(MMEB_IMAGE_TAG, image_token)
 
     queries, candidates, relevance = [], [], []
     for row, record in enumerate(table):
-        texts, images = _candidate_lists(name, row, record)
-        queries.append((text(record["qry_text"]), _image(name, row, record["qry_img_path"], image_root)))
-        candidates.append([(text(t), _image(name, row, i, image_root)) for t, i in zip(texts, images)])
+        texts, paths = _candidate_lists(name, row, record)
+        queries.append((text(record["qry_text"]), images.resolve(name, row, record["qry_img_path"])))
+        candidates.append([(text(t), images.resolve(name, row, i)) for t, i in zip(texts, paths)])
         relevance.append(_gold(name, row, record, len(texts)))
     return EvalDataset(name, queries, candidates, relevance, layout="v1")
 
 
 def _load_v2_image(
-    name: str, table: datasets.Dataset, image_root: Path, image_token: str, task_type: str | None = None
+    name: str, table: datasets.Dataset, images: _ImageRoot, image_token: str, task_type: str | None = None
 ) -> EvalDataset:
     task_type = task_type or prompts_v2.IMAGE_TASK_TYPE.get(name)
     if task_type is None:
         raise EvalDataError(f"{name}: not an MMEB-V2 image dataset; name it in tasks.json with a 'task_type'")
     queries, candidates, relevance = [], [], []
     for row, record in enumerate(table):
-        texts, images = _candidate_lists(name, row, record)
-        query_image = _image(name, row, record["qry_img_path"], image_root)
+        texts, paths = _candidate_lists(name, row, record)
+        query_image = images.resolve(name, row, record["qry_img_path"])
         queries.append(
             (
                 prompts_v2.query_prompt(task_type, name, record["qry_inst"] or "", record["qry_text"], image_token),
@@ -148,8 +159,8 @@ def _load_v2_image(
         if not isinstance(instructions, list):
             instructions = [instructions] * len(texts)
         row_candidates = []
-        for text, image, instruction in zip(texts, images, instructions):
-            path = _image(name, row, image, image_root)
+        for text, image, instruction in zip(texts, paths, instructions):
+            path = images.resolve(name, row, image)
             prompt = prompts_v2.candidate_prompt(task_type, name, instruction, text, bool(path), image_token)
             row_candidates.append((prompt, path))
         candidates.append(row_candidates)
@@ -173,20 +184,24 @@ def _extract_page(folder: Path, corpus_id, page: dict) -> str:
     return str(path)
 
 
-def _load_visdoc(name: str, folder: Path, image_root: Path, image_token: str) -> EvalDataset:
+def _load_visdoc(name: str, folder: Path, images: _ImageRoot, image_token: str) -> EvalDataset:
     tables = {
         part: datasets.load_dataset("parquet", data_files=str(folder / f"{part}.parquet"), split="train")
         for part in VISDOC_FILES
     }
     corpus_ids = list(tables["corpus"]["corpus-id"])
     position = {str(corpus_id): index for index, corpus_id in enumerate(corpus_ids)}
-    pages = tables["corpus"].cast_column("image", datasets.Image(decode=False))["image"] if _embedded(tables) else None
+    embedded = _embedded(tables)
+    corpus_table = tables["corpus"]
+    if embedded:  # the raw bytes, not decoded images
+        corpus_table = corpus_table.cast_column("image", datasets.Image(decode=False))
+    pages = corpus_table["image"]
     corpus = []
-    for index, corpus_id in enumerate(corpus_ids):
-        if pages is None:
-            path = _image(name, f"corpus {corpus_id}", tables["corpus"][index]["image"], image_root)
+    for corpus_id, page in zip(corpus_ids, pages):
+        if embedded:
+            path = _extract_page(folder, corpus_id, page)
         else:
-            path = _extract_page(folder, corpus_id, pages[index])
+            path = images.resolve(name, f"corpus {corpus_id}", page)
         corpus.append((prompts_v2.visdoc_candidate_prompt(image_token), path))
     qrels: dict[str, dict[int, float]] = {}
     for row, record in enumerate(tables["qrels"]):
@@ -224,7 +239,7 @@ def load_mmeb_eval(
     A Hub dataset id (when online) is read in the V1 layout, one config per name. Raises [`EvalDataError`] naming
     the dataset and row for a missing image file, an empty candidate list or a gold index out of range.
     """
-    root, image_root = Path(source), Path(image_root)
+    root, images = Path(source), _ImageRoot(Path(image_root))
     if names is None:
         if not root.is_dir():
             raise ValueError(f"{source} is not a local folder: name the datasets to load from the Hub")
@@ -236,7 +251,7 @@ def load_mmeb_eval(
         if root.is_dir() and not folder.is_dir():
             raise FileNotFoundError(f"dataset {name!r} not found under {root}")
         if root.is_dir() and all((folder / f"{part}.parquet").is_file() for part in VISDOC_FILES):
-            dataset = _load_visdoc(name, folder, image_root, image_token)
+            dataset = _load_visdoc(name, folder, images, image_token)
         else:
             table = _table(folder, split) if root.is_dir() else datasets.load_dataset(str(source), name, split=split)
             missing = [column for column in V1_COLUMNS if column not in table.column_names]
@@ -244,9 +259,9 @@ def load_mmeb_eval(
                 raise EvalDataError(f"{name}: MMEB-eval data lacks columns {missing}")
             if "qry_inst" in table.column_names:
                 task_type = groups.get(name, {}).get("task_type")
-                dataset = _load_v2_image(name, table, image_root, image_token, task_type)
+                dataset = _load_v2_image(name, table, images, image_token, task_type)
             else:
-                dataset = _load_v1(name, table, image_root, image_token)
+                dataset = _load_v1(name, table, images, image_token)
         dataset.meta = groups.get(name, {})
         loaded.append(dataset)
     return loaded

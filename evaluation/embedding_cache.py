@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-Item = tuple[str, str]
+from vlm2vec_hf.evaluation.data import Item
 
 
 def model_fingerprint(model: torch.nn.Module, settings: dict | None = None) -> str:
@@ -26,7 +26,8 @@ def model_fingerprint(model: torch.nn.Module, settings: dict | None = None) -> s
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        if tensor.numel():
+            digest.update(tensor.view(torch.uint8).numpy())  # the buffer itself, no copy of multi-GiB weights
     return digest.hexdigest()[:16]
 
 

@@ -151,7 +151,7 @@ class MMEBEvaluator(BaseEvaluator):
         candidates = (
             len(dataset.corpus) if dataset.corpus is not None else np.mean([len(r) for r in dataset.candidates])
         )
-        headline = headline_metric(dataset.name, dataset.layout, self.protocol)
+        headline = headline_metric(dataset.layout, self.protocol)
         return {
             "metrics": metrics,
             "headline_metric": headline,

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vlm2vec_hf.evaluation.aggregate import SUMMARY_GROUPS, V1_GROUP_ORDER, v1_groups, v2_groups
+from vlm2vec_hf.evaluation.aggregate import SUMMARY_GROUPS, v1_groups, v2_groups
 from vlm2vec_hf.evaluation.published import published_scores
-
-META_TASK_GROUPS_V1 = V1_GROUP_ORDER[:4]
 
 
 def comparison(results: dict, model: str, release: str = "v2.0.1") -> dict[str, float]:
@@ -29,8 +27,7 @@ def _pct(value: float | None) -> str:
 
 def _published_groups(results: dict, published: dict[str, float]) -> dict[str, float | None]:
     """Published group means over exactly the datasets we evaluated (and it has), so the two rows compare."""
-    ours = {name: None for name in results["datasets"]}
-    scores = {name: published[name] / 100 for name in ours if name in published}
+    scores = {name: published[name] / 100 for name in results["datasets"] if name in published}
     groups = v1_groups(scores) if results["protocol"] == "v1" else v2_groups(scores)
     return {group.name: group.score for group in groups}
 
@@ -109,9 +106,7 @@ def to_png(results: dict, path: Path, model_name: str, published: dict[str, floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    members = _meta_task_members(results)
-    if not members:
-        members = {"datasets": list(results["datasets"])}
+    members = _meta_task_members(results)  # every dataset is in one panel ("other" when in no meta-task)
     fig, axes = plt.subplots(1, len(members), figsize=(3.2 + 1.1 * sum(map(len, members.values())), 3.8), squeeze=False)
     for ax, (task, datasets) in zip(axes[0], members.items()):
         x = np.arange(len(datasets))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from vlm2vec_hf.evaluation.published import V1_META_TASKS, meta_task_of
+
 MMEB_EVAL_DATASET = "TIGER-Lab/MMEB-eval"
 MMEB_TRAIN_DATASET = "TIGER-Lab/MMEB-train"
 BACKBONE_NAMES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL"}
@@ -96,9 +98,8 @@ def _eval_results(results: dict, model_name: str) -> list[EvalResult]:
     """One `model-index` entry per dataset (headline metric ×100); datasets outside MMEB get type `local`."""
     entries = []
     benchmark = MMEB_EVAL_DATASET if results.get("protocol") == "v1" else "TIGER-Lab/MMEB-V2"
-    published = _published_datasets()
     for name, result in results["datasets"].items():
-        dataset_type = benchmark if name in published else "local"
+        dataset_type = benchmark if meta_task_of(name) is not None else "local"
         entries.append(
             EvalResult(
                 task_type="sentence-similarity",
@@ -287,15 +288,7 @@ def build_model_card(
 
 
 def _mmeb_datasets() -> set[str]:
-    from vlm2vec_hf.evaluation.published import V1_META_TASKS
-
     return {dataset for datasets in V1_META_TASKS.values() for dataset in datasets}
-
-
-def _published_datasets() -> set[str]:
-    from vlm2vec_hf.evaluation.published import V2_META_TASKS
-
-    return {dataset for tasks in V2_META_TASKS.values() for datasets in tasks.values() for dataset in datasets}
 
 
 def write_model_card(folder: str | os.PathLike, **kwargs) -> Path:

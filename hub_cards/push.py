@@ -25,10 +25,13 @@ from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 
+from vlm2vec_hf.modeling_vlm2vec import CODE_FILES
+from vlm2vec_hf.st_module import MODULE_FILE
+
 logger = logging.getLogger(__name__)
 
 #: Code files every model folder ships (run with `trust_remote_code=True` where the model is loaded).
-SHIPPED_CODE_FILES = ("configuration_vlm2vec.py", "modeling_vlm2vec.py", "processing_vlm2vec.py", "vlm2vec_st.py")
+SHIPPED_CODE_FILES = (*CODE_FILES, MODULE_FILE)
 #: A folder needs one of these: a full model's config or an adapter-only (LoRA/DoRA) run's.
 CONFIG_FILES = ("config.json", "adapter_config.json")
 #: File types a Hub repo of this project needs; everything under `assets/` goes too.

@@ -28,6 +28,7 @@ from torch import nn
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from vlm2vec_hf.hub_cards.card import write_model_card
 from vlm2vec_hf.hub_cards.push import push_model_folder
 from vlm2vec_hf.training.adapters import merge_adapter_folder, reference_lora_config
 from vlm2vec_hf.training.config import TrainConfig
@@ -201,13 +202,8 @@ def train(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -
 
 
 def push_run(config: TrainConfig, folder: Path) -> str:
-    """Write the model card (when the card writer is available) into `folder` and push it to `hub_model_id`."""
-    try:
-        from vlm2vec_hf.hub_cards.card import write_model_card
-    except ImportError:
-        logger.info("no model card writer available; pushing %s with its own README.md", folder)
-    else:
-        write_model_card(folder, repo_id=config.hub_model_id, train_config=dataclasses.asdict(config))
+    """Write the model card into `folder` and push it to `hub_model_id`."""
+    write_model_card(folder, repo_id=config.hub_model_id, train_config=dataclasses.asdict(config))
     commit_url = push_model_folder(
         folder, config.hub_model_id, private=config.hub_private, revision=config.hub_revision
     )

@@ -48,15 +48,11 @@ def similarity_table(row_labels: list[str], col_labels: list[str], scores: np.nd
 def _evaluate(model_dir: Path, data_dir: Path, out: Path, name: str) -> dict:
     from sentence_transformers import SentenceTransformer
 
-    from vlm2vec_hf.evaluation.data import load_mmeb_eval
-    from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
-    from vlm2vec_hf.evaluation.report import write_reports
+    from vlm2vec_hf.evaluation.command import evaluate_and_report
 
     model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
-    evaluator = MMEBEvaluator(load_mmeb_eval(data_dir / "eval", data_dir / "images"), protocol="v1")
-    evaluator(model)
-    paths = write_reports(evaluator.results, out, name)
-    return {"results": evaluator.results, "paths": paths}
+    results, paths = evaluate_and_report(model, data_dir / "eval", data_dir / "images", out, name)
+    return {"results": results, "paths": paths}
 
 
 def _push_target(push_to: str | None) -> str | None:
