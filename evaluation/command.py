@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 
@@ -48,7 +49,8 @@ def evaluate_and_report(
 ) -> tuple[dict, dict[str, Path]]:
     """Score a loaded `SentenceTransformer` on the MMEB data at `data` and write the reports to `out`.
 
-    Returns the evaluator's results and the report paths (`json`, `markdown`, `png`).
+    Returns the evaluator's results (with `skipped`: the sub-folders of `data` that were not datasets, as
+    `{"name", "reason"}`; empty when `subsets` are named) and the report paths (`json`, `markdown`, `png`).
     """
     from vlm2vec_hf.evaluation.data import load_mmeb_eval
     from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
@@ -60,7 +62,15 @@ def evaluate_and_report(
         datasets, protocol=protocol, batch_size=batch_size, cache_dir=cache_dir, show_progress_bar=show_progress_bar
     )
     evaluator(model)
+    evaluator.results["skipped"] = [asdict(entry) for entry in datasets.skipped]
     return evaluator.results, write_reports(evaluator.results, out, name, compare=compare, release=release)
+
+
+def skipped_lines(results: dict) -> list[str]:
+    """One line per data sub-folder the run passed over, e.g. `Skipped images/: no test data`."""
+    from vlm2vec_hf.evaluation.data import SkippedFolder
+
+    return [str(SkippedFolder(**entry)) for entry in results.get("skipped", [])]
 
 
 def run_eval(args: argparse.Namespace) -> None:
@@ -92,6 +102,8 @@ def run_eval(args: argparse.Namespace) -> None:
         show_progress_bar=True,
     )
     print(paths["markdown"].read_text())
+    for line in skipped_lines(results):
+        print(line)
     if args.compare:
         print("\n".join(comparison_lines(results, comparison(results, args.compare, args.release), args.compare)))
     print(f"Reports: {paths['json']}, {paths['markdown']}, {paths['png']}")

@@ -5,13 +5,20 @@ Three layouts, detected per dataset folder (`<root>/<dataset>/`):
 
 * **MMEB-V1** (`TIGER-Lab/MMEB-eval`): `qry_text`, `qry_img_path`, `tgt_text` (list), `tgt_img_path` (list), the
   first candidate gold (an optional `gold_index` column overrides). Prompts are used as stored, `<|image_1|>`
-  swapped for the backbone's image token. Files: `test.parquet`, `test/*.parquet` or `.jsonl`.
+  swapped for the backbone's image token.
 * **MMEB-V2 image** (`ziyjiang/MMEB_Test_Instruct`): the same plus `qry_inst` / `tgt_inst`; prompts are rebuilt
   with the V2 rules of [`prompts_v2`].
 * **Visual documents** (BEIR style, `vidore/*_beir`): `queries.parquet` (`query-id`, `query`), `corpus.parquet`
   (`corpus-id`, `image`: a path under the image root, or the page image itself as the Hub files store it, written
   once to `<dataset>/pages/`), `qrels.parquet` (`query-id`, `corpus-id`, `score`); ranked globally over the whole
-  corpus.
+  corpus. Each table may also be sharded (`queries-00000-of-00001.parquet`, `data/queries-...`, or the split's
+  files in `queries/`, as `push_to_hub(config_name="queries")` writes them).
+
+V1 / V2 data files are found as the `datasets` library finds a split ([`split_files`]): `test.parquet`,
+`test/*.parquet`, `test-00000-of-00001.parquet`, `data/test-00000-of-00001.parquet` (what `Dataset.push_to_hub`
+writes), `.jsonl` in the same forms. Without dataset names every sub-folder of the root is tried
+([`discover_datasets`]); hidden folders (`.cache/` from `snapshot_download`), image folders and folders without
+data for the split are skipped and listed.
 
 An optional `<root>/tasks.json` (`{"<dataset>": {"meta_task": ..., "modality": ..., "ood": bool}}`) groups datasets
 that are not among the published ones (the offline mini-MMEB set writes one).
@@ -20,17 +27,30 @@ that are not among the published ones (the offline mini-MMEB set writes one).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+from datasets.data_files import (
+    SPLIT_PATTERN_SHARDED,
+    DataFilesDict,
+    DataFilesList,
+    EmptyDatasetError,
+    get_data_patterns,
+    sanitize_patterns,
+)
 
 from vlm2vec_hf.evaluation import prompts_v2
 
 MMEB_IMAGE_TAG = "<|image_1|>"
 V1_COLUMNS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
 VISDOC_FILES = ("queries", "corpus", "qrels")
+DATA_BUILDERS = {".parquet": "parquet", ".jsonl": "json"}  # data file suffix -> `datasets` builder
+DATA_EXTENSIONS = tuple(DATA_BUILDERS)
+
+logger = logging.getLogger(__name__)
 
 Item = tuple[str, str]  # (complete prompt text, with the image token in place; absolute image path or "")
 
@@ -74,17 +94,114 @@ class EvalDataset:
         return listed + list(self.corpus or [])
 
 
+@dataclass(frozen=True)
+class SkippedFolder:
+    """A sub-folder of the data root that is not an evaluation dataset: its name and the reason."""
+
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"Skipped {self.name}/: {self.reason}"
+
+
+class EvalDatasets(list):
+    """What [`load_mmeb_eval`] returns: a list of [`EvalDataset`], plus `skipped`, the sub-folders of the data root
+    that were passed over (a list of [`SkippedFolder`]; empty when the datasets were named)."""
+
+    def __init__(self, loaded: list[EvalDataset] = (), skipped: list[SkippedFolder] = ()):
+        super().__init__(loaded)
+        self.skipped = list(skipped)
+
+
+def _holds_data_file(folder: Path, extensions: tuple[str, ...]) -> bool:
+    """Whether any non-hidden file under `folder` ends in one of `extensions`: one cheap walk that spares an image
+    folder of 100,000s of pictures the `datasets` pattern globs (dozens of recursive passes)."""
+    for _parent, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith((".", "__"))]
+        if any(name.endswith(extensions) and not name.startswith(".") for name in files):
+            return True
+    return False
+
+
+def split_files(folder: str | os.PathLike, split: str, extensions: tuple[str, ...] = DATA_EXTENSIONS) -> list[str]:
+    """The data files of `split` in `folder` (sorted absolute paths; [] if none), found as `datasets` finds a
+    dataset's splits: `get_data_patterns` (`<split>.parquet`, `<split>/*`, `data/<split>-00000-of-00001.parquet`,
+    `<split>-00000-of-00001.parquet`, the split's synonyms such as `eval` for `test`; hidden files and README.md
+    ignored), kept to files ending in one of `extensions`."""
+    folder = Path(folder)
+    if not _holds_data_file(folder, extensions):
+        return []
+    base = folder.resolve().as_posix()
+    try:
+        patterns = sanitize_patterns(get_data_patterns(base))
+    except EmptyDatasetError:
+        return []
+    if split not in patterns:
+        return []
+    found = DataFilesDict.from_patterns({split: patterns[split]}, base_path=base, allowed_extensions=list(extensions))
+    return sorted({path for path in found[split] if path.endswith(extensions)})  # not `test.parquet.lock`
+
+
+def _visdoc_part_files(folder: Path, part: str, split: str) -> list[str]:
+    """The parquet files of one BEIR table (`queries`, `corpus`, `qrels`) of a visual-document set; [] if none:
+    `<part>.parquet`, the shards `<part>-00000-of-00001.parquet` or `data/<part>-00000-of-00001.parquet` (the
+    table as a split), or the split's files in `<part>/` (`push_to_hub(config_name=part)`)."""
+    if (folder / f"{part}.parquet").is_file():
+        return [str(folder / f"{part}.parquet")]
+    sharded = SPLIT_PATTERN_SHARDED.format(split=part)
+    shards = DataFilesList.from_patterns(
+        [sharded, sharded.removeprefix("data/")], base_path=folder.resolve().as_posix(), allowed_extensions=[".parquet"]
+    )
+    if shards:
+        return sorted({path for path in shards if path.endswith(".parquet")})
+    return split_files(folder / part, split, (".parquet",)) if (folder / part).is_dir() else []
+
+
+def _visdoc_files(folder: Path, split: str) -> dict[str, list[str]] | None:
+    """Each BEIR table's parquet files when `folder` holds all three (`queries`, `corpus`, `qrels`), else None."""
+    files = {part: _visdoc_part_files(folder, part, split) for part in VISDOC_FILES}
+    return files if all(files.values()) else None
+
+
+def _skip_reason(folder: Path, split: str) -> str | None:
+    """Why the sub-folder `folder` of the data root is not an evaluation dataset, or None if it is one."""
+    if folder.name.startswith("."):
+        return "hidden folder"
+    if _visdoc_files(folder, split) is None and not split_files(folder, split):
+        return f"no {split} data"
+    return None
+
+
+def discover_datasets(root: str | os.PathLike, split: str = "test") -> tuple[list[str], list[SkippedFolder]]:
+    """The evaluation datasets under the local folder `root`, as `(names, skipped)`: the sorted names of the
+    sub-folders holding `split` data in a known layout, and a [`SkippedFolder`] (name and reason) for every other
+    sub-folder: hidden ones (`.cache/` from `snapshot_download`), image folders, folders without `split` data.
+    Files directly under `root` (README.md, tasks.json) are neither."""
+    names, skipped = [], []
+    for folder in sorted(entry for entry in Path(root).iterdir() if entry.is_dir()):
+        reason = _skip_reason(folder, split)
+        if reason is None:
+            names.append(folder.name)
+        else:
+            skipped.append(SkippedFolder(folder.name, reason))
+    return names, skipped
+
+
+def _read_files(name: str, files: list[str]) -> datasets.Dataset:
+    """One table from parquet or JSON-lines `files` (one kind per dataset)."""
+    builders = {DATA_BUILDERS[next(e for e in DATA_EXTENSIONS if f.endswith(e))] for f in files}
+    if len(builders) > 1:
+        raise EvalDataError(f"{name}: data files of different types {sorted(builders)}: keep one kind per dataset")
+    return datasets.load_dataset(builders.pop(), data_files=files, split="train")
+
+
 def _table(folder: Path, split: str) -> datasets.Dataset:
-    for pattern, loader in (
-        (f"{split}.parquet", "parquet"),
-        (f"{split}/*.parquet", "parquet"),
-        (f"{split}.jsonl", "json"),
-        (f"{split}/*.jsonl", "json"),
-    ):
-        files = sorted(folder.glob(pattern))
-        if files:
-            return datasets.load_dataset(loader, data_files=[str(f) for f in files], split="train")
-    raise FileNotFoundError(f"no {split!r} data for dataset {folder.name!r} under {folder}")
+    """The `split` table of the dataset folder `folder`; a `FileNotFoundError` naming the dataset if it has none."""
+    files = split_files(folder, split)
+    if not files:
+        raise FileNotFoundError(f"no {split!r} data for dataset {folder.name!r} under {folder}")
+    return _read_files(folder.name, files)
 
 
 class _ImageRoot:
@@ -184,11 +301,10 @@ def _extract_page(folder: Path, corpus_id, page: dict) -> str:
     return str(path)
 
 
-def _load_visdoc(name: str, folder: Path, images: _ImageRoot, image_token: str) -> EvalDataset:
-    tables = {
-        part: datasets.load_dataset("parquet", data_files=str(folder / f"{part}.parquet"), split="train")
-        for part in VISDOC_FILES
-    }
+def _load_visdoc(
+    name: str, folder: Path, files: dict[str, list[str]], images: _ImageRoot, image_token: str
+) -> EvalDataset:
+    tables = {part: datasets.load_dataset("parquet", data_files=files[part], split="train") for part in VISDOC_FILES}
     corpus_ids = list(tables["corpus"]["corpus-id"])
     position = {str(corpus_id): index for index, corpus_id in enumerate(corpus_ids)}
     embedded = _embedded(tables)
@@ -227,41 +343,73 @@ def read_task_groups(root: str | os.PathLike) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _no_datasets_message(root: Path, split: str, skipped: list[SkippedFolder]) -> str:
+    """The error for a data root without any dataset, listing the sub-folders passed over."""
+    listed = ", ".join(f"{entry.name}/ ({entry.reason})" for entry in skipped) or "it has no sub-folders"
+    return f"no evaluation dataset (no {split!r} data) under {root}: {listed}"
+
+
+def _load_table(
+    name: str, table: datasets.Dataset, images: _ImageRoot, image_token: str, task_type: str | None
+) -> EvalDataset:
+    """A V1 or V2-image dataset from its table (V2 when it has `qry_inst`)."""
+    missing = [column for column in V1_COLUMNS if column not in table.column_names]
+    if missing:
+        raise EvalDataError(f"{name}: MMEB-eval data lacks columns {missing}")
+    if "qry_inst" in table.column_names:
+        return _load_v2_image(name, table, images, image_token, task_type)
+    return _load_v1(name, table, images, image_token)
+
+
+def _load_local(
+    root: Path, name: str, split: str, images: _ImageRoot, image_token: str, task_type: str | None
+) -> EvalDataset:
+    """The dataset in `<root>/<name>/`, in its detected layout; a `FileNotFoundError` naming it if it has no data."""
+    folder = root / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset {name!r} not found under {root}")
+    visdoc = _visdoc_files(folder, split)
+    if visdoc is not None:
+        return _load_visdoc(name, folder, visdoc, images, image_token)
+    return _load_table(name, _table(folder, split), images, image_token, task_type)
+
+
 def load_mmeb_eval(
     source: str | os.PathLike,
     image_root: str | os.PathLike,
     names: list[str] | None = None,
     split: str = "test",
     image_token: str = "<|image_pad|>",
-) -> list[EvalDataset]:
-    """Load evaluation datasets (all local dataset folders when `names` is None), each in its detected layout.
+) -> EvalDatasets:
+    """Load evaluation datasets, each in its detected layout: the named ones, or when `names` is None every
+    sub-folder of the local folder `source` that holds `split` data ([`discover_datasets`]; the others, such as
+    `images/` or `.cache/`, are logged and listed in the result's `skipped`).
 
-    A Hub dataset id (when online) is read in the V1 layout, one config per name. Raises [`EvalDataError`] naming
-    the dataset and row for a missing image file, an empty candidate list or a gold index out of range.
+    A Hub dataset id (when online) is read in the V1 layout, one config per name. Returns an [`EvalDatasets`] list.
+    Raises a `FileNotFoundError` for a named dataset without `split` data or a folder without any dataset, and an
+    [`EvalDataError`] naming the dataset and row for a missing image file, an empty candidate list or a gold index
+    out of range.
     """
     root, images = Path(source), _ImageRoot(Path(image_root))
+    local = root.is_dir()
+    skipped: list[SkippedFolder] = []
     if names is None:
-        if not root.is_dir():
+        if not local:
             raise ValueError(f"{source} is not a local folder: name the datasets to load from the Hub")
-        names = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
-    groups = read_task_groups(root) if root.is_dir() else {}
+        names, skipped = discover_datasets(root, split)
+        for entry in skipped:
+            logger.info("%s", entry)
+        if not names:
+            raise FileNotFoundError(_no_datasets_message(root, split, skipped))
+    groups = read_task_groups(root) if local else {}
     loaded = []
     for name in names:
-        folder = root / name
-        if root.is_dir() and not folder.is_dir():
-            raise FileNotFoundError(f"dataset {name!r} not found under {root}")
-        if root.is_dir() and all((folder / f"{part}.parquet").is_file() for part in VISDOC_FILES):
-            dataset = _load_visdoc(name, folder, images, image_token)
+        task_type = groups.get(name, {}).get("task_type")
+        if local:
+            dataset = _load_local(root, name, split, images, image_token, task_type)
         else:
-            table = _table(folder, split) if root.is_dir() else datasets.load_dataset(str(source), name, split=split)
-            missing = [column for column in V1_COLUMNS if column not in table.column_names]
-            if missing:
-                raise EvalDataError(f"{name}: MMEB-eval data lacks columns {missing}")
-            if "qry_inst" in table.column_names:
-                task_type = groups.get(name, {}).get("task_type")
-                dataset = _load_v2_image(name, table, images, image_token, task_type)
-            else:
-                dataset = _load_v1(name, table, images, image_token)
+            table = datasets.load_dataset(str(source), name, split=split)
+            dataset = _load_table(name, table, images, image_token, task_type)
         dataset.meta = groups.get(name, {})
         loaded.append(dataset)
-    return loaded
+    return EvalDatasets(loaded, skipped)

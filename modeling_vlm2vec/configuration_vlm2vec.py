@@ -29,6 +29,10 @@ class VLM2VecConfig(PreTrainedConfig):
             `cumsum(attention_mask) - 1`, identical on the three M-RoPE axes. This is how the published VLM2Vec
             Qwen2-VL models were trained and evaluated. `"native"`: the backbone's own 3-D M-RoPE positions for
             visual tokens (from `mm_token_type_ids`), as stock transformers computes them.
+        split_padded_batches (`bool`, defaults to `True`):
+            With eager or SDPA attention, run rows of very different lengths in separate sub-batches (each trimmed
+            to its own padding), so that one long row does not make every short row pay for a
+            `(seq_len, seq_len)` attention mask. Embeddings are the same either way (within float rounding).
         initializer_range (`float`, defaults to `0.02`):
             Standard deviation used when the model is initialised from scratch.
     """
@@ -40,10 +44,22 @@ class VLM2VecConfig(PreTrainedConfig):
     pooling: str = "last"
     normalize: bool = True
     position_ids_mode: str = "reference"
+    split_padded_batches: bool = True
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        # `pipeline("image-feature-extraction", model=folder, trust_remote_code=True)` runs this repository's own
+        # pipeline, which builds VLM2Vec prompts with the repository's processor (transformers' generic one would
+        # call the model without a prompt and with the wrong image preprocessing).
+        if not getattr(self, "custom_pipelines", None):
+            self.custom_pipelines = {
+                "image-feature-extraction": {
+                    "impl": "modeling_vlm2vec.VLM2VecImageFeatureExtractionPipeline",
+                    "pt": ["AutoModel"],
+                    "type": "image",
+                }
+            }
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
         if self.position_ids_mode not in POSITION_IDS_MODES:
@@ -51,6 +67,11 @@ class VLM2VecConfig(PreTrainedConfig):
 
     def get_text_config(self, *args, **kwargs) -> PreTrainedConfig:
         return self.vlm_config.get_text_config(*args, **kwargs)
+
+    @property
+    def max_position_embeddings(self) -> int | None:
+        """The backbone LLM's position limit: the longest row, in tokens, it can embed."""
+        return getattr(self.vlm_config.get_text_config(), "max_position_embeddings", None)
 
     @property
     def embedding_dim(self) -> int:

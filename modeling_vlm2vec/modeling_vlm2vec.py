@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers import AutoModel, PreTrainedModel
+from transformers.image_utils import load_image
+from transformers.pipelines import ImageFeatureExtractionPipeline
 from transformers.utils import ModelOutput
 
 from .configuration_vlm2vec import VLM2VecConfig
@@ -61,6 +63,76 @@ def reference_position_ids(attention_mask: torch.Tensor) -> torch.LongTensor:
     Qwen2-VL broadcasts 2-D position ids to its three M-RoPE axes.
     """
     return (attention_mask.to(torch.long).cumsum(dim=-1) - 1).clamp(min=0)
+
+
+class SequenceTooLongError(ValueError):
+    """A row longer than the backbone's position limit; `row` is its index in the batch."""
+
+    def __init__(self, row: int, length: int, limit: int):
+        self.detail = (
+            f"{length} tokens, over the backbone's limit of {limit} positions (max_position_embeddings); "
+            "truncate with the processor's max_length (SentenceTransformer: max_seq_length)"
+        )
+        super().__init__(f"row {row}: {self.detail}")
+        self.row = row
+
+
+def check_sequence_lengths(attention_mask: torch.Tensor, limit: int | None) -> None:
+    """Raise [`SequenceTooLongError`] for the first row with more real tokens than `limit` (None: no limit).
+
+    Args:
+        attention_mask: `(batch_size, sequence_length)`, 1 for real tokens.
+    """
+    if limit is None:
+        return
+    lengths = attention_mask.sum(dim=1)
+    over = (lengths > limit).nonzero()
+    if len(over):
+        row = int(over[0])
+        raise SequenceTooLongError(row, int(lengths[row]), limit)
+
+
+# Rows shorter than this never get their own sub-batch: their padded mask is small whatever the batch holds.
+SPLIT_MIN_LENGTH = 512
+# A sub-batch may hold at most this many padded positions per real token.
+SPLIT_MAX_PADDING_RATIO = 1.25
+
+
+def length_groups(lengths: list[int]) -> list[list[int]]:
+    """Partition rows (by real length, in tokens) into sub-batches whose padding stays small.
+
+    Rows are taken longest first; a row joins the current group while the group's padded size
+    (rows x longest) stays within `SPLIT_MAX_PADDING_RATIO` x its real tokens, and once the longest remaining
+    row is under `SPLIT_MIN_LENGTH` all remaining rows form one group. Returns row indices per group.
+    """
+    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
+    groups: list[list[int]] = []
+    for row in order:
+        if groups:
+            group = groups[-1]
+            longest = lengths[group[0]]
+            real = sum(lengths[r] for r in group) + lengths[row]
+            if longest < SPLIT_MIN_LENGTH or (len(group) + 1) * longest <= SPLIT_MAX_PADDING_RATIO * real:
+                group.append(row)
+                continue
+        groups.append([row])
+    return groups
+
+
+def _rows_of_media(token_counts: list[int], per_item_tokens: list[int]) -> list[list[int]] | None:
+    """Which media items (images or videos, in batch order) belong to each row, from each row's placeholder-token
+    count and each item's token count; None if they do not add up."""
+    rows, item = [], 0
+    for count in token_counts:
+        taken = []
+        while count > 0 and item < len(per_item_tokens):
+            count -= per_item_tokens[item]
+            taken.append(item)
+            item += 1
+        if count != 0:
+            return None
+        rows.append(taken)
+    return rows if item == len(per_item_tokens) else None
 
 
 class VLM2VecPreTrainedModel(PreTrainedModel):
@@ -143,6 +215,11 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
     def set_input_embeddings(self, value: torch.nn.Module) -> None:
         self.vlm.set_input_embeddings(value)
 
+    def check_sequence_lengths(self, attention_mask: torch.Tensor) -> None:
+        """Raise [`SequenceTooLongError`] (with the row) if a row of `attention_mask` `(batch, seq)` holds more
+        real tokens than the backbone has positions."""
+        check_sequence_lengths(attention_mask, self.config.max_position_embeddings)
+
     @classmethod
     def from_backbone(
         cls,
@@ -201,40 +278,167 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         if attention_mask is None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
             attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
-        if position_ids is None and self.config.position_ids_mode == "reference":
-            position_ids = reference_position_ids(attention_mask)
-        if position_ids is not None:
+        self.check_sequence_lengths(attention_mask)
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "pixel_values": pixel_values,
+            "image_grid_thw": image_grid_thw,
+            "pixel_values_videos": pixel_values_videos,
+            "video_grid_thw": video_grid_thw,
+            "mm_token_type_ids": mm_token_type_ids,
+            "position_ids": position_ids,
+        }
+        sub_batches = None
+        if inputs_embeds is None and not output_attentions and self._splits_padded_batches():
+            sub_batches = self._sub_batches(inputs)
+        if sub_batches is None:
+            hidden, all_hidden, attentions = self._backbone(
+                inputs, inputs_embeds, output_hidden_states, output_attentions, **kwargs
+            )
+        else:
+            hidden, all_hidden, attentions = self._backbone_in_sub_batches(
+                attention_mask, sub_batches, output_hidden_states, **kwargs
+            )
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        pooled = hidden[rows, last_token_positions(attention_mask).to(hidden.device)]
+        if self.config.normalize:
+            pooled = F.normalize(pooled, p=2, dim=-1)
+        return VLM2VecModelOutput(
+            embeddings=pooled, last_hidden_state=hidden, hidden_states=all_hidden, attentions=attentions
+        )
+
+    def _backbone(
+        self,
+        inputs: dict[str, torch.Tensor | None],
+        inputs_embeds: torch.Tensor | None,
+        output_hidden_states: bool | None,
+        output_attentions: bool | None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """One backbone call: `(last_hidden_state, hidden_states, attentions)`."""
+        inputs = dict(inputs)
+        if inputs["position_ids"] is None and self.config.position_ids_mode == "reference":
+            inputs["position_ids"] = reference_position_ids(inputs["attention_mask"])
+        if inputs["position_ids"] is not None:
             # The backbone only builds 3-D M-RoPE positions when none are given; with explicit 1-D positions it
             # does not need the multimodal token types.
-            mm_token_type_ids = None
-
+            inputs["mm_token_type_ids"] = None
         outputs = self.vlm(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
+            **inputs,
             inputs_embeds=inputs_embeds,
-            pixel_values=pixel_values,
-            image_grid_thw=image_grid_thw,
-            pixel_values_videos=pixel_values_videos,
-            video_grid_thw=video_grid_thw,
-            mm_token_type_ids=mm_token_type_ids,
             use_cache=False,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
             **kwargs,
         )
-        last_hidden_state = outputs.last_hidden_state
-        rows = torch.arange(last_hidden_state.shape[0], device=last_hidden_state.device)
-        pooled = last_hidden_state[rows, last_token_positions(attention_mask).to(last_hidden_state.device)]
-        if self.config.normalize:
-            pooled = F.normalize(pooled, p=2, dim=-1)
-        return VLM2VecModelOutput(
-            embeddings=pooled,
-            last_hidden_state=last_hidden_state,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
+        return outputs.last_hidden_state, outputs.hidden_states, outputs.attentions
+
+    def _splits_padded_batches(self) -> bool:
+        # Flash / flex attention handle padding without a (seq, seq) mask; eager and SDPA build one per row.
+        implementation = self.vlm.config.get_text_config()._attn_implementation
+        return self.config.split_padded_batches and implementation in (None, "eager", "sdpa")
+
+    def _sub_batches(self, inputs: dict[str, torch.Tensor | None]) -> list[dict] | None:
+        """Cut a padded batch into [`length_groups`] sub-batches, each trimmed to its rows' real tokens, with
+        their images and videos; None when one batch is fine (or the visual inputs cannot be assigned to rows)."""
+        attention_mask = inputs["attention_mask"]
+        lengths = attention_mask.sum(dim=1).tolist()
+        if max(lengths) < SPLIT_MIN_LENGTH:
+            return None
+        groups = length_groups(lengths)
+        if len(groups) == 1:
+            return None
+        media = {}
+        for kind, grid_key, values_key, token_id in (
+            ("image", "image_grid_thw", "pixel_values", self.config.vlm_config.image_token_id),
+            ("video", "video_grid_thw", "pixel_values_videos", getattr(self.config.vlm_config, "video_token_id", None)),
+        ):
+            grid = inputs[grid_key]
+            if grid is None:
+                continue
+            if inputs["input_ids"] is None or inputs[values_key] is None or token_id is None:
+                return None
+            merge = self.config.vlm_config.vision_config.spatial_merge_size**2
+            patches = grid.prod(dim=-1).tolist()
+            per_row = _rows_of_media(
+                (inputs["input_ids"] == token_id).sum(dim=1).tolist(), [count // merge for count in patches]
+            )
+            if per_row is None:
+                return None
+            starts = [0]
+            for count in patches:
+                starts.append(starts[-1] + count)
+            media[kind] = (grid_key, values_key, per_row, starts)
+
+        real = attention_mask.bool()
+        sub_batches = []
+        for group in groups:
+            rows = torch.tensor(group, device=attention_mask.device)
+            columns = real[rows].any(dim=0).nonzero()
+            start, end = int(columns[0]), int(columns[-1]) + 1
+            sub = {"rows": group, "span": (start, end)}
+            for key in ("input_ids", "attention_mask", "mm_token_type_ids"):
+                sub[key] = None if inputs[key] is None else inputs[key][rows, start:end]
+            position_ids = inputs["position_ids"]
+            if position_ids is not None:  # (batch, seq) or (axes, batch, seq)
+                position_ids = position_ids[..., rows, :][..., start:end]
+            sub["position_ids"] = position_ids
+            for grid_key, values_key in (("image_grid_thw", "pixel_values"), ("video_grid_thw", "pixel_values_videos")):
+                sub[grid_key] = sub[values_key] = None
+            for grid_key, values_key, per_row, starts in media.values():
+                items = [item for row in group for item in per_row[row]]
+                if items:
+                    sub[grid_key] = inputs[grid_key][items]
+                    sub[values_key] = torch.cat([inputs[values_key][starts[i] : starts[i + 1]] for i in items])
+            sub_batches.append(sub)
+        return sub_batches
+
+    def _backbone_in_sub_batches(
+        self, attention_mask: torch.Tensor, sub_batches: list[dict], output_hidden_states: bool | None, **kwargs
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, None]:
+        """Run each sub-batch and place its hidden states back at their rows and columns (zeros on padding)."""
+        full: list[torch.Tensor] | None = None
+        for sub in sub_batches:
+            rows, (start, end) = sub.pop("rows"), sub.pop("span")
+            hidden, all_hidden, _ = self._backbone(sub, None, output_hidden_states, False, **kwargs)
+            layers = [hidden, *(all_hidden or ())]
+            if full is None:
+                shape = (attention_mask.shape[0], attention_mask.shape[1], hidden.shape[-1])
+                full = [layer.new_zeros(shape) for layer in layers]
+            index = torch.tensor(rows, device=hidden.device)
+            for target, layer in zip(full, layers):
+                target[index, start:end] = layer
+        return full[0], (tuple(full[1:]) if output_hidden_states else None), None
 
 
-__all__ = ["VLM2VecModel", "VLM2VecModelOutput", "VLM2VecPreTrainedModel"]
+class VLM2VecImageFeatureExtractionPipeline(ImageFeatureExtractionPipeline):
+    """`pipeline("image-feature-extraction", model=folder, trust_remote_code=True)` for a VLM2Vec model.
+
+    Each image is embedded alone, exactly as `SentenceTransformer.encode(image)` embeds it: the image-alone
+    prompt and the image preparation of the repository's [`VLM2VecProcessor`]. Returns the L2-normalised
+    embedding, `(1, hidden_size)` per image (a list, or a tensor with `return_tensors=True`).
+    """
+
+    _load_processor = True
+    _load_image_processor = False
+    _load_tokenizer = False
+
+    def preprocess(self, image, timeout=None, **image_processor_kwargs) -> dict[str, torch.Tensor]:
+        if isinstance(image, str) and image.startswith(("http://", "https://")):
+            image = load_image(image, timeout=timeout)
+        return self.processor(images=[image], **image_processor_kwargs)
+
+    def postprocess(self, model_outputs, pool=None, return_tensors=False):
+        embeddings = model_outputs["embeddings"]
+        return embeddings if return_tensors else embeddings.tolist()
+
+
+__all__ = [
+    "SequenceTooLongError",
+    "VLM2VecImageFeatureExtractionPipeline",
+    "VLM2VecModel",
+    "VLM2VecModelOutput",
+    "VLM2VecPreTrainedModel",
+]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 from transformers import AutoImageProcessor, AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
@@ -29,6 +28,10 @@ PROMPT_FORMATS = ("v1", "v2")
 MIN_IMAGE_SIDE = 28
 SMALL_IMAGE_RESIZE = (56, 56)
 HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# Tokenizer keywords honoured at call time, as `Qwen2VLProcessor` passes them on.
+TEXT_CALL_KWARGS = frozenset(
+    {"padding", "truncation", "max_length", "padding_side", "pad_to_multiple_of", "return_tensors"}
+)
 
 ImageLike = Image.Image | str | os.PathLike | np.ndarray
 
@@ -43,11 +46,14 @@ class PromptRowError(ValueError):
     def __init__(self, row: int, message: str):
         super().__init__(f"row {row}: {message}")
         self.row = row
+        self.detail = message
 
 
 def open_image_file(path: str | os.PathLike) -> Image.Image:
     """Open and decode an image file, refusing decompression bombs (more than `PIL.Image.MAX_IMAGE_PIXELS`)."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageInputError(f"{str(path)!r} names a directory, not an image file")
     if not path.is_file():
         raise ImageInputError(f"image file {str(path)!r} does not exist")
     try:
@@ -224,32 +230,46 @@ class VLM2VecProcessor(ProcessorMixin):
 
     def __call__(
         self,
-        text: str | Sequence[str],
-        images: Sequence[ImageLike] | None = None,
-        padding_side: str | None = None,
-        return_tensors: str = "pt",
+        text: str | Sequence[str] | None = None,
+        images: ImageLike | Sequence[ImageLike] | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
         """Tokenise raw prompt strings and preprocess their images.
 
         Args:
-            text: one prompt or a batch; each `<|image_pad|>` (or MMEB `<|image_1|>`) stands for one image.
+            text: one prompt or a batch; each `<|image_pad|>` (or MMEB `<|image_1|>`) stands for one image. `None`
+                with `images` embeds each image alone (the image-alone prompt, one row per image).
             images: every image of the batch, flat, in the order their placeholders appear. PIL images, image file
                 paths or uint8 arrays.
-            padding_side: `"left"` or `"right"`; defaults to the tokenizer's. Embeddings do not depend on it.
+            **kwargs: the transformers processor call convention, flat or in `text_kwargs` / `images_kwargs`:
+                `padding` (`True` / `"longest"` (default), `"max_length"`, `False` / `"do_not_pad"`), `truncation`
+                (default: on when `max_length` is set), `max_length` (default: this processor's `max_length`),
+                `padding_side` (`"left"` / `"right"`; default the tokenizer's; embeddings do not depend on it),
+                `pad_to_multiple_of`, `return_tensors` (`"pt"` (default), `"np"`, `None`), and the image
+                processor's own keywords (e.g. `max_pixels`). Any other keyword is a `TypeError`.
 
         Returns:
             `input_ids`, `attention_mask`, `mm_token_type_ids` (`(batch, seq)`; 1 on image tokens), and with images
             `pixel_values` (`(total_patches, 3 * 2 * 14 * 14)`) and `image_grid_thw` (`(num_images, 3)`).
 
         Raises:
-            ValueError: naming the row or image at fault.
+            ValueError: naming the row or image at fault, e.g. when truncation would cut into a row's image tokens.
+            TypeError: an unknown keyword argument.
         """
+        text_kwargs, images_kwargs = self._split_call_kwargs(kwargs)
+        return_tensors = text_kwargs.pop("return_tensors", "pt")
+        if text is None:
+            if images is None:
+                raise ValueError("give text, images, or both")
+            images = [images] if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)) else list(images)
+            text = [self.format_prompt(num_images=1)] * len(images)
         texts = [text] if isinstance(text, str) else list(text)
         for row, prompt in enumerate(texts):
             if not isinstance(prompt, str):
                 raise PromptRowError(row, f"prompt must be a string, got {type(prompt).__name__}")
         texts = [prompt.replace(MMEB_IMAGE_TAG, self.image_token) for prompt in texts]
+        if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)):
+            images = [images]
         images = list(images or [])
         placeholders = [prompt.count(self.image_token) for prompt in texts]
         if sum(placeholders) != len(images):
@@ -258,14 +278,15 @@ class VLM2VecProcessor(ProcessorMixin):
                 f"but {len(images)} images were given"
             )
 
-        prepared, tokens_per_image = [], []
+        prepared = []
         for index, image in enumerate(images):
             try:
-                image = self.prepare_image(image)
+                prepared.append(self.prepare_image(image))
             except ValueError as error:
                 raise ImageInputError(f"image {index}: {error}") from error
-            prepared.append(image)
-            tokens_per_image.append(self.num_image_tokens(image))
+        image_inputs = self.image_processor(prepared, return_tensors="pt", **images_kwargs) if prepared else {}
+        merge = self.image_processor.merge_size**2
+        tokens_per_image = [int(grid.prod()) // merge for grid in image_inputs.get("image_grid_thw", [])]
 
         expanded, expected_image_tokens, next_image = [], [], 0
         for prompt, count in zip(texts, placeholders):
@@ -275,32 +296,68 @@ class VLM2VecProcessor(ProcessorMixin):
             expanded.append(pieces[0] + "".join(self.image_token * n + rest for n, rest in zip(row_tokens, pieces[1:])))
             expected_image_tokens.append(sum(row_tokens))
 
-        encoding = self.tokenizer(
-            expanded,
-            padding=True,
-            truncation=self.max_length is not None,
-            max_length=self.max_length,
-            padding_side=padding_side,
-            return_tensors="pt",
-        )
-        input_ids = encoding["input_ids"]
-        image_token_mask = input_ids == self.image_token_id
-        found = image_token_mask.sum(dim=1).tolist()
+        max_length = text_kwargs.pop("max_length", self.max_length)
+        truncation = text_kwargs.pop("truncation", max_length is not None)
+        text_kwargs.setdefault("padding", True)
+        encoding = self._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
+        found = [row.count(self.image_token_id) for row in encoding["input_ids"]]
         for row, (seen, expected) in enumerate(zip(found, expected_image_tokens)):
             if seen != expected:
                 raise PromptRowError(
                     row,
-                    f"its images need {expected} image tokens but {seen} fit in max_length={self.max_length}; "
+                    f"its images need {expected} image tokens but {seen} fit in max_length={max_length}; "
                     "raise max_length (max_seq_length) or lower max_pixels",
                 )
         data = {
-            "input_ids": input_ids,
+            "input_ids": encoding["input_ids"],
             "attention_mask": encoding["attention_mask"],
-            "mm_token_type_ids": image_token_mask.to(torch.int32),
+            "mm_token_type_ids": [
+                (np.asarray(row) == self.image_token_id).astype(np.int32)
+                if return_tensors
+                else [int(token == self.image_token_id) for token in row]
+                for row in encoding["input_ids"]
+            ],
+            **image_inputs,
         }
-        if prepared:
-            data.update(self.image_processor(prepared, return_tensors="pt"))
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _split_call_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Sort call-time keywords into tokenizer and image-processor keywords; an unknown one is a `TypeError`."""
+        kwargs = dict(kwargs)
+        text_kwargs = dict(kwargs.pop("text_kwargs", None) or {})
+        images_kwargs = dict(kwargs.pop("images_kwargs", None) or {})
+        common = dict(kwargs.pop("common_kwargs", None) or {})
+        if "return_tensors" in common:
+            text_kwargs.setdefault("return_tensors", common.pop("return_tensors"))
+        kwargs = {**common, **kwargs}
+        image_keys = set(getattr(getattr(self.image_processor, "valid_kwargs", None), "__annotations__", {}))
+        for key, value in kwargs.items():
+            if key in TEXT_CALL_KWARGS:
+                text_kwargs[key] = value
+            elif key in image_keys and key != "return_tensors":
+                images_kwargs[key] = value
+            else:
+                raise TypeError(
+                    f"VLM2VecProcessor got an unexpected keyword argument {key!r}; it takes "
+                    f"{', '.join(sorted(TEXT_CALL_KWARGS))} and the image processor's keywords"
+                )
+        unknown = sorted(set(text_kwargs) - TEXT_CALL_KWARGS)
+        unknown += sorted(set(images_kwargs) - image_keys)
+        if unknown:
+            raise TypeError(f"VLM2VecProcessor got unexpected keyword arguments {unknown}")
+        return text_kwargs, images_kwargs
+
+    def _tokenize(self, texts: list[str], **text_kwargs: Any) -> dict[str, list[list[int]]]:
+        """The tokenizer on already expanded prompts; an unencodable text is a `PromptRowError` naming its row."""
+        try:
+            return self.tokenizer(texts, return_tensors=None, **text_kwargs)
+        except (TypeError, UnicodeError) as error:
+            for row, prompt in enumerate(texts):
+                try:
+                    prompt.encode("utf-8")
+                except UnicodeError as row_error:
+                    raise PromptRowError(row, f"text cannot be encoded: {row_error}") from error
+            raise
 
     @property
     def model_input_names(self) -> list[str]:

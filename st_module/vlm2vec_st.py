@@ -10,10 +10,12 @@ sentence-transformers, numpy and PIL; the model and processor classes come from 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
-import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,29 +46,85 @@ def _is_image_path(value: str) -> bool:
     )
 
 
+def _is_directory_path(value: str) -> bool:
+    """A one-line string with a path separator that names an existing directory (a likely mistake, not text)."""
+    return "\n" not in value and ("/" in value or os.sep in value) and len(value) < 4096 and os.path.isdir(value)
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def split_input(value: Any) -> tuple[str | None, list[Any]]:
-    """Split one `encode()` input into its text and its images.
+@dataclass
+class ParsedInput:
+    """One `encode()` input split into what the prompt is built from."""
+
+    text: str | None
+    images: list[Any] = field(default_factory=list)
+    instruction: str | None = None  # from a chat-style system message
+
+
+def _check_image(image: Any) -> None:
+    if isinstance(image, Path) and image.is_dir():
+        raise ValueError(f"names a directory ({str(image)!r}), not an image file")
+    if not isinstance(image, (Image.Image, np.ndarray, str, Path)):
+        raise ValueError(f"has an image of unsupported type {type(image).__name__}")
+
+
+def _parse_messages(messages: list[dict]) -> ParsedInput:
+    """Chat-style messages (`{"role", "content"}`; content a string or a list of `{"type": "text" | "image"}`
+    parts). The system message's text is the instruction; the user messages' texts are joined with spaces and
+    their images go first, as VLM2Vec places them. No chat template is applied."""
+    texts, images, instructions = [], [], []
+    for message in messages:
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise ValueError(f"has a message without 'role' and 'content': {_describe(message)}")
+        role, content = message["role"], message["content"]
+        if role not in ("system", "user"):
+            raise ValueError(f"has a message with role {role!r}; VLM2Vec embeds only 'system' and 'user' messages")
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(parts, list):
+            raise ValueError(f"has message content of unsupported type {type(parts).__name__}")
+        for part in parts:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                (instructions if role == "system" else texts).append(part["text"])
+            elif kind == "image" and role == "user":
+                image = part.get("image", part.get("path", part.get("url")))
+                _check_image(image)
+                images.append(image)
+            else:
+                raise ValueError(f"has an unsupported {role} message part: {_describe(part)}")
+    if not texts and not images:
+        raise ValueError("has messages with neither text nor image")
+    return ParsedInput(" ".join(texts) or None, images, " ".join(instructions) or None)
+
+
+def split_input(value: Any) -> ParsedInput:
+    """Split one `encode()` input into its text, its images and (for chat messages) its instruction.
 
     Accepted: a string (an image file path when it looks like one, e.g. `"cat.png"`, otherwise text), a PIL image,
-    an `(H, W[, C])` uint8 array, a `pathlib.Path`, or a dict with keys `"text"` and/or `"image"` (one image or a
-    list). Raises `ValueError` describing what is wrong with the value.
+    an `(H, W[, C])` uint8 array, a `pathlib.Path`, a dict with keys `"text"` and/or `"image"` (one image or a
+    list), or chat-style messages (a `{"role", "content"}` dict or a list of them). Raises `ValueError`
+    describing what is wrong with the value, e.g. a path that names a directory.
     """
     if value is None:
         raise ValueError("is None")
     if isinstance(value, str):
         if value == "":
             raise ValueError("is an empty string")
-        return (None, [value]) if _is_image_path(value) else (value, [])
+        if _is_directory_path(value):
+            raise ValueError("names a directory, not an image file or a text")
+        return ParsedInput(None, [value]) if _is_image_path(value) else ParsedInput(value)
     if isinstance(value, (Image.Image, np.ndarray, Path)):
-        return None, [value]
+        _check_image(value)
+        return ParsedInput(None, [value])
+    if isinstance(value, dict) and ("role" in value or "content" in value):
+        return _parse_messages([value])
+    if isinstance(value, list) and value and all(isinstance(item, dict) and "role" in item for item in value):
+        return _parse_messages(value)
     if isinstance(value, dict):
-        if "role" in value or "content" in value:
-            raise ValueError("is a chat message; VLM2Vec embeds raw prompts, pass {'text': ..., 'image': ...}")
         unknown = set(value) - {"text", "image"}
         if unknown:
             raise ValueError(f"has unsupported keys {sorted(unknown)}; use 'text' and/or 'image'")
@@ -76,12 +134,44 @@ def split_input(value: Any) -> tuple[str | None, list[Any]]:
         images = value.get("image")
         images = [] if images is None else list(images) if isinstance(images, (list, tuple)) else [images]
         for image in images:
-            if not isinstance(image, (Image.Image, np.ndarray, str, Path)):
-                raise ValueError(f"has an image of unsupported type {type(image).__name__}")
+            _check_image(image)
         if not text and not images:
             raise ValueError("has neither text nor image")
-        return text or None, images
+        return ParsedInput(text or None, images)
     raise ValueError(f"has unsupported type {type(value).__name__} ({_describe(value)})")
+
+
+def _input_error(inputs: Sequence[Any], position: int, error: Exception) -> ValueError:
+    detail = getattr(error, "detail", error)  # a row error's message without its "row N: " prefix
+    return ValueError(f"Input {_describe(inputs[position])} (item {position} of its batch): {detail}")
+
+
+def _weights_readable_as_umask_allows(folder: str) -> None:
+    """safetensors (0.8) writes weights through a 0600 temporary file; give them the umask's mode like every other
+    file, so a model or checkpoint folder on a shared disk is readable by whoever may read its config."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in Path(folder).glob("*.safetensors"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~umask)
+
+
+def check_peft_version() -> None:
+    """Fail with one clear message when the installed peft is older than transformers' adapter code needs."""
+    from importlib.metadata import version
+
+    from transformers.integrations.peft import MIN_PEFT_VERSION
+
+    def release(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+
+    installed = version("peft")
+    if release(installed) < release(MIN_PEFT_VERSION):
+        raise ImportError(
+            f"transformers {version('transformers')} needs peft >= {MIN_PEFT_VERSION} to load LoRA / DoRA "
+            f"adapters, but peft {installed} is installed; install a transformers release that works with it "
+            f"(vlm2vec-hf is tested with transformers 5.23) or upgrade peft"
+        )
 
 
 def load_with_adapter(
@@ -100,6 +190,7 @@ def load_with_adapter(
     except ImportError as error:
         raise ImportError(f"{adapter_config_path} is a LoRA / DoRA adapter folder; loading it needs peft") from error
 
+    check_peft_version()
     if adapter_weights_path is None:
         raise ValueError(f"{adapter_config_path} has no adapter_model.safetensors beside it")
     adapter_config = LoraConfig.from_pretrained(str(Path(adapter_config_path).parent))
@@ -116,25 +207,6 @@ def load_with_adapter(
     return model
 
 
-def _positions_in_encode_call(batch: Sequence[Any]) -> list[int] | None:
-    """Positions of `batch`'s items in the list given to `SentenceTransformer.encode`, if this call comes from it.
-
-    `encode` sorts inputs by length before batching, so a position inside the batch is not the user's index. Only
-    used to word error messages; returns None when the caller is not `encode`'s inference loop.
-    """
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "_inference":
-            local = frame.f_locals
-            order, start, ordered = local.get("length_sorted_idx"), local.get("start_index"), local.get("inputs_sorted")
-            if order is not None and start is not None and ordered is not None:
-                if all(ordered[start + i] is item for i, item in enumerate(batch)):
-                    return [int(order[start + i]) for i in range(len(batch))]
-            return None
-        frame = frame.f_back
-    return None
-
-
 class VLM2VecEncoder(InputModule):
     """Formats inputs as VLM2Vec prompts and embeds them with a `VLM2VecModel`.
 
@@ -146,7 +218,14 @@ class VLM2VecEncoder(InputModule):
 
     save_in_root = True
     config_keys = ["padding_side"]
-    config_file_name = "vlm2vec_st_config.json"
+    # The sentence-transformers file name, with `modality_config` in it: tools that read a repository's modalities
+    # from it (e.g. mteb) see text and image support. Folders written before used `vlm2vec_st_config.json`.
+    config_file_name = "sentence_bert_config.json"
+    legacy_config_file_name = "vlm2vec_st_config.json"
+    # What `encode` accepts. sentence-transformers reports a batch that mixes several of these as "message"
+    # (its `infer_batch_modality`), so a module that takes mixed batches lists it; `split_input` also reads
+    # chat-style messages themselves.
+    supported_modalities = ("text", "image", ("image", "text"), "message")
 
     def __init__(self, model: torch.nn.Module, processor: Any, padding_side: str | None = None):
         super().__init__()
@@ -156,9 +235,22 @@ class VLM2VecEncoder(InputModule):
 
     @property
     def modalities(self) -> list:
-        # "message" admits mixed batches (text, images and dicts together) past sentence-transformers' check;
-        # chat-style message dicts themselves are rejected in `preprocess`.
-        return ["text", "image", ("image", "text"), "message"]
+        return list(self.supported_modalities)
+
+    def save_config(self, output_path: str, filename: str | None = None) -> None:
+        """`sentence_bert_config.json`: this module's settings plus the sentence-transformers `modality_config` /
+        `module_output_name` keys that describe what the module embeds."""
+        config = self.get_config_dict()
+        config["modality_config"] = {
+            "+".join(modality) if isinstance(modality, tuple) else modality: {
+                "method": "forward",
+                "method_output_name": "sentence_embedding",
+            }
+            for modality in self.supported_modalities
+        }
+        config["module_output_name"] = "sentence_embedding"
+        with open(os.path.join(output_path, filename or self.config_file_name), "w", encoding="utf-8") as file:
+            json.dump(config, file, indent=4)
 
     @property
     def tokenizer(self):
@@ -187,37 +279,38 @@ class VLM2VecEncoder(InputModule):
         cached losses use to cut mini-batches.
 
         Raises:
-            ValueError: naming the input (its position in the `encode` call) at fault.
+            ValueError: naming the input at fault (its value, and its position in this batch: `encode` sorts its
+                inputs by length, so that position is not the input's index in the caller's list).
         """
         prompts, images, images_per_item = [], [], []
         for position, value in enumerate(inputs):
             try:
-                text, item_images = split_input(value)
-                prepared = [self.processor.prepare_image(image) for image in item_images]
-                prompts.append(self.processor.format_prompt(text, instruction=prompt, num_images=len(prepared)))
+                parsed = split_input(value)
+                if parsed.instruction and prompt:
+                    raise ValueError("has a system message and the call gives a prompt too; give the instruction once")
+                prepared = [self.processor.prepare_image(image) for image in parsed.images]
+                prompts.append(
+                    self.processor.format_prompt(
+                        parsed.text, instruction=parsed.instruction or prompt, num_images=len(prepared)
+                    )
+                )
             except ValueError as error:
-                raise self._input_error(inputs, position, error) from error
+                raise _input_error(inputs, position, error) from error
             images.extend(prepared)
             images_per_item.append(len(prepared))
         try:
             features = self.processor(prompts, images=images, padding_side=self.padding_side)
+            check_sequence_lengths = getattr(self.model, "check_sequence_lengths", None)
+            if check_sequence_lengths is not None:
+                check_sequence_lengths(features["attention_mask"])
         except ValueError as error:
             row = getattr(error, "row", None)
             if row is None:
                 raise
-            raise self._input_error(inputs, row, error) from error
+            raise _input_error(inputs, row, error) from error
         features = dict(features)
         features["num_images_per_sample"] = torch.tensor(images_per_item, dtype=torch.long)
         return features
-
-    @staticmethod
-    def _input_error(inputs: Sequence[Any], position: int, error: Exception) -> ValueError:
-        positions = _positions_in_encode_call(inputs)
-        if positions is not None:
-            where = f"Input {positions[position]}"
-        else:
-            where = f"Input {position} of this batch"
-        return ValueError(f"{where} ({_describe(inputs[position])}): {error}")
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
         """Adds `sentence_embedding` `(batch, hidden)` and `token_embeddings` `(batch, seq, hidden)`."""
@@ -229,6 +322,7 @@ class VLM2VecEncoder(InputModule):
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
         self.model.save_pretrained(output_path, safe_serialization=safe_serialization)
+        _weights_readable_as_umask_allows(output_path)
         self.processor.save_pretrained(output_path)
         self.save_config(output_path)
         own_file = Path(__file__)
@@ -277,12 +371,17 @@ class VLM2VecEncoder(InputModule):
             )
             model = load_with_adapter(adapter_config, weights, model_kwargs)
         processor = AutoProcessor.from_pretrained(model_name_or_path, **{**(processor_kwargs or {}), **hub_kwargs})
-        config = cls.load_config(
-            model_name_or_path,
-            subfolder=subfolder,
-            token=token,
-            cache_folder=cache_folder,
-            revision=revision,
-            local_files_only=local_files_only,
-        )
-        return cls(model=model, processor=processor, **config)
+        config = {}
+        for file_name in (cls.config_file_name, cls.legacy_config_file_name):
+            config = cls.load_config(
+                model_name_or_path,
+                subfolder=subfolder,
+                config_filename=file_name,
+                token=token,
+                cache_folder=cache_folder,
+                revision=revision,
+                local_files_only=local_files_only,
+            )
+            if config:
+                break
+        return cls(model=model, processor=processor, **{key: config[key] for key in cls.config_keys if key in config})

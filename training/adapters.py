@@ -13,6 +13,8 @@ from pathlib import Path
 
 from peft import LoraConfig, PeftModel
 
+from vlm2vec_hf.compat import check_peft_compatible
+
 REFERENCE_TARGET_MODULES = (
     "qkv_proj,o_proj,gate_up_proj,down_proj,k_proj,q_proj,out_proj,v_proj,gate_proj,up_proj"  # main defaults
 )
@@ -32,7 +34,13 @@ def reference_lora_config(
     target_modules: str | list[str] = REFERENCE_TARGET_MODULES,
     use_dora: bool = True,
 ) -> LoraConfig:
-    """The reference's adapter configuration (DoRA, gaussian init), targets scoped to the language model."""
+    """The reference's adapter configuration (DoRA, gaussian init), targets scoped to the language model.
+
+    Every adapter the project attaches (`model.add_adapter(reference_lora_config(...))`) is built here, so this
+    first checks that the installed peft is new enough for transformers' `add_adapter` (one clear error instead
+    of a failure deep inside training).
+    """
+    check_peft_compatible()
     return LoraConfig(
         r=r,
         lora_alpha=lora_alpha,
@@ -61,6 +69,7 @@ def merge_adapter_folder(
 
     from vlm2vec_hf.model_folder import write_model_folder
 
+    check_peft_compatible()  # before anything loads
     adapter_dir = Path(adapter_dir)
     config = LoraConfig.from_pretrained(str(adapter_dir))
     base_model = AutoModel.from_pretrained(base or config.base_model_name_or_path, trust_remote_code=True)

@@ -7,13 +7,34 @@ Field names follow the reference's arguments where they mean the same thing (`lo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from vlm2vec_hf.training.adapters import REFERENCE_TARGET_MODULES
+
+
+class ConfigError(ValueError):
+    """A training option of the wrong type, an unknown key, or a YAML file that does not parse; the message is one
+    line naming the file (when there is one) and the key. A `ValueError`, so the CLI reports it as a usage error."""
+
+
+class _YAMLLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader`, but `5e-5` and `1e3` are floats (YAML 1.2) rather than strings (PyYAML's YAML 1.1), so
+    the usual spelling of a learning rate is a number. (`add_implicit_resolver` copies the resolvers it extends.)"""
+
+
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 @dataclass
@@ -39,7 +60,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 64
     lora_dropout: float = 0.1
-    lora_target_modules: str = REFERENCE_TARGET_MODULES
+    lora_target_modules: str | list[str] = REFERENCE_TARGET_MODULES  # comma-separated, or a YAML list
     use_dora: bool = True
     merge: bool = False  # after a LoRA run, also write a merged, self-contained model to <output_dir>/merged
     # Optimisation (reference V2 defaults: lr 5e-5, warmup 100, linear, 5000 steps, batch 1024 over 8 GPUs).
@@ -73,18 +94,52 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        return cls().updated(values)
+        """The defaults updated with the YAML file at `path`; a syntax error, a non-mapping, an unknown key or a
+        wrongly typed value is a `ConfigError` naming the file (and the line, or the key)."""
+        try:
+            values = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_YAMLLoader)
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: {_yaml_error_text(error)}") from None
+        if values is None:  # an empty file, or only comments
+            values = {}
+        if not isinstance(values, dict):
+            got = "a list" if isinstance(values, list) else _show(values)
+            raise ConfigError(f"{path}: expected a mapping of training options (key: value), got {got}")
+        return cls().updated(values, source=str(path))
 
-    def updated(self, values: dict) -> TrainConfig:
-        """A copy with `values` applied; unknown keys are an error that names them."""
+    def updated(self, values: dict, source: str | None = None) -> TrainConfig:
+        """A copy with `values` applied, each checked against its field's type (an int is taken for a float, a
+        single value for a list of one); unknown keys and wrong types are a `ConfigError` naming the key, and
+        `source` (e.g. the YAML file) when given."""
+        prefix = f"{source}: " if source else ""
         known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(str(key) for key in set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training options {unknown}")
-        return dataclasses.replace(self, **values)
+            raise ConfigError(f"{prefix}unknown training options {unknown}")
+        hints = _type_hints()
+        checked = {}
+        for name, value in values.items():
+            try:
+                checked[name] = _coerce(value, hints[name])
+            except ConfigError as error:
+                raise ConfigError(f"{prefix}{name}: {error}") from None
+        return dataclasses.replace(self, **checked)
+
+    def check_types(self) -> None:
+        """Raise a `ConfigError` naming the first field whose value is not of the field's type."""
+        hints = _type_hints()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            try:
+                _coerce(value, hints[f.name], convert=False)
+            except ConfigError as error:
+                raise ConfigError(f"{f.name}: {error}") from None
 
     def validate(self) -> None:
+        """Types first (`check_types`), then the required options and the values' ranges and combinations."""
+        self.check_types()
         for name in ("model", "data", "image_dir"):
             if not getattr(self, name):
                 raise ValueError(f"`{name}` is required (YAML key or --{name.replace('_', '-')})")
@@ -104,3 +159,93 @@ class TrainConfig:
             raise ValueError("push_to_hub needs hub_model_id (YAML key or --hub-model-id), e.g. your-name/vlm2vec-run")
         if self.hub_model_id is not None and self.hub_model_id.count("/") != 1:
             raise ValueError(f"hub_model_id must be namespace/name, got {self.hub_model_id!r}")
+
+
+@functools.cache
+def _type_hints() -> dict[str, typing.Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_PLURAL_NAMES = {int: "integers", float: "numbers", bool: "booleans (true / false)", str: "strings"}
+
+
+def _options(annotation) -> tuple[list, bool]:
+    """(the types a field takes, whether `None` is one of them) for `X`, `X | Y`, `X | None`, `Optional[X]`."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return options, len(options) < len(typing.get_args(annotation))
+    return [annotation], False
+
+
+def _is_scalar(value, kind: type) -> bool:
+    if kind is bool or isinstance(value, bool):  # True is an int to Python, never to a config
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
+_NO_MATCH = object()
+
+
+def _coerce_to(value, kind, convert: bool):
+    """`value` as the (non-None) type `kind`, or `_NO_MATCH`; and the words for what `kind` expects."""
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        if item not in _PLURAL_NAMES:
+            raise TypeError(f"unsupported TrainConfig annotation {kind}")
+        expected = f"a list of {_PLURAL_NAMES[item]}"
+        if isinstance(value, list) and all(_is_scalar(v, item) for v in value):
+            return ([float(v) if item is float else v for v in value] if convert else value), expected
+        if convert and _is_scalar(value, item):
+            return [float(value) if item is float else value], expected
+        return _NO_MATCH, expected
+    if kind not in _KIND_NAMES:
+        raise TypeError(f"unsupported TrainConfig annotation {kind}")
+    if _is_scalar(value, kind):
+        return (float(value) if kind is float and convert else value), _KIND_NAMES[kind]
+    return _NO_MATCH, _KIND_NAMES[kind]
+
+
+def _coerce(value, annotation, convert: bool = True):
+    """`value` as the field type `annotation` wants it, or a `ConfigError` saying what was expected. With `convert`
+    (values read from a file or given to `updated`), an int becomes a float where a float is wanted and a single
+    item a one-element list where a list is; without (`check_types`), values must already be so (ints pass for
+    floats)."""
+    options, optional = _options(annotation)
+    if value is None and optional:
+        return None
+    expected = []
+    for kind in options:  # in the annotation's order: `str | list[str]` keeps a string a string
+        result, words = _coerce_to(value, kind, convert)
+        if result is not _NO_MATCH:
+            return result
+        expected.append(words)
+    if optional:
+        expected.append("null")
+    raise ConfigError(f"expected {' or '.join(expected)}, got {_show(value)}")
+
+
+def _show(value) -> str:
+    """`value` as the YAML file spelt it, roughly: strings quoted, None as null, booleans lower-case."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _yaml_error_text(error: yaml.YAMLError) -> str:
+    """One line: where (line, column, 1-based) and what, from a PyYAML error (whose own text spans several lines)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is None or problem is None:
+        return "invalid YAML: " + " ".join(str(error).split())
+    text = f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context:
+        where = f" that starts at line {context_mark.line + 1}" if context_mark is not None else ""
+        text += f" ({context}{where})"
+    return text

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from vlm2vec_hf.compat import check_command
 from vlm2vec_hf.evaluation.command import add_eval_command, run_eval
 from vlm2vec_hf.hub_cards.command import add_push_command, run_push
 from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
@@ -144,9 +145,8 @@ def _add_train(subparsers) -> None:
 
 def _run_train(args: argparse.Namespace) -> None:
     from vlm2vec_hf.training.cli_options import config_from_args
-    from vlm2vec_hf.training.trainer import train
 
-    config = config_from_args(args)
+    config = config_from_args(args)  # the YAML file's syntax, keys and value types: a one-line error, exit 2
     if args.check_data:
         from vlm2vec_hf.training.data import load_mmeb_train
 
@@ -160,6 +160,9 @@ def _run_train(args: argparse.Namespace) -> None:
         )
         print("Data OK: " + ", ".join(f"{name} {len(rows)} rows" for name, rows in subsets.items()))
         return
+    config.validate()  # required options and value ranges too, before the trainer (and the model) is even imported
+    from vlm2vec_hf.training.trainer import train
+
     final = train(config)
     print(f"Final model: {final}")
 
@@ -196,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         add(subparsers)
     args = parser.parse_args(argv)
     try:
+        check_command(args)  # warns outside the tested versions; fails fast if the command needs a newer peft
         COMMANDS[args.command][1](args)
     except (OSError, ValueError) as error:
         print(f"vlm2vec {args.command}: error: {error}", file=sys.stderr)

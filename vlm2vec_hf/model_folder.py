@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
@@ -63,13 +64,14 @@ def write_model_folder(
     """Save `model` + `processor` as a model folder that transformers and sentence-transformers load.
 
     The folder is written next to `out_dir` first and moved into place at the end, so an existing folder is never
-    left half-written; an existing non-empty `out_dir` is replaced only with `overwrite=True`.
+    left half-written; an existing non-empty `out_dir` is replaced only with `overwrite=True`. It gets the mode a
+    plain `mkdir` gives (0755 under umask 022, 0775 under 002), so a folder on a shared disk is readable there.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = make_staging_folder(out_dir)
     try:
         encoder = VLM2VecEncoder(model=model, processor=processor)
         sentence_model = SentenceTransformer(
@@ -80,11 +82,55 @@ def write_model_folder(
         sentence_model.similarity_fn_name = "cosine"
         sentence_model.save(str(staging), create_model_card=False)
         _point_modules_json_at_root_file(staging)
+        apply_umask_modes(staging)
         _replace_folder(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def make_staging_folder(target: str | os.PathLike) -> Path:
+    """A new, empty folder `.<name>.<random>` beside `target`, to write in and then move onto `target`.
+
+    Made with `os.mkdir`, so its mode is the umask's (and a default ACL or setgid bit of the parent applies), as for
+    any folder the user makes; `tempfile.mkdtemp` would make it 0700, which the moved folder would keep.
+    """
+    target = Path(target)
+    for _ in range(100):
+        staging = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
+        try:
+            os.mkdir(staging)
+        except FileExistsError:
+            continue
+        return staging
+    raise FileExistsError(f"no free staging folder name beside {target}")
+
+
+def apply_umask_modes(folder: str | os.PathLike) -> None:
+    """Give everything in `folder` the modes the umask gives: sub-folders `folder`'s own (so `folder` must have been
+    made by `os.mkdir` / `Path.mkdir`, never `tempfile.mkdtemp`), files that without the execute bits (0644 under
+    umask 022, 0664 under 002).
+
+    Needed for the weights: safetensors 0.8 writes through a temporary file that is always 0600 (safetensors#782),
+    so `model.safetensors` would be unreadable to everyone else while `config.json` beside it is not.
+    """
+    folder_mode = stat.S_IMODE(os.stat(folder).st_mode) & 0o777
+    file_mode = folder_mode & 0o666
+    for root, dirs, files in os.walk(folder):  # symbolic links are left alone (chmod would follow them)
+        for name in dirs:
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            current = stat.S_IMODE(info.st_mode)
+            if stat.S_ISDIR(info.st_mode) and current & 0o777 != folder_mode:
+                os.chmod(path, (current & ~0o777) | folder_mode)  # keeps a setgid bit inherited from the parent
+        for name in files:
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode):
+                wanted = file_mode | (stat.S_IMODE(info.st_mode) & 0o111 & folder_mode)
+                if stat.S_IMODE(info.st_mode) != wanted:
+                    os.chmod(path, wanted)
 
 
 def _point_modules_json_at_root_file(folder: Path) -> None:
