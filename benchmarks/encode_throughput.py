@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from provenance import write_result  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
 from vlm2vec_hf.hub_cards.convert import convert_backbone
@@ -234,11 +235,9 @@ def main() -> None:
         plot(json.loads((args.out / "encode_throughput.json").read_text()), args.out / "encode_throughput.png")
         return
     results = run(args.models, args.items, args.repeats, args.batch_sizes)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "encode_throughput.json").write_text(json.dumps(results, indent=2))
-    (args.out / "encode_throughput.md").write_text(to_markdown(results))
+    markdown = write_result(args.out, "encode_throughput", results, to_markdown)
     plot(results, args.out / "encode_throughput.png")
-    print(to_markdown(results))
+    print(markdown)
 
 
 if __name__ == "__main__":

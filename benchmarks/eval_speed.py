@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import write_result  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 RESULTS = Path(__file__).parent / "results"
 WORDS = (
@@ -161,10 +162,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = run(args.naive_queries or None)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eval_speed.json").write_text(json.dumps(results, indent=2))
-    (args.out / "eval_speed.md").write_text(to_markdown(results))
-    print(to_markdown(results))
+    print(write_result(args.out, "eval_speed", results, to_markdown))
 
 
 if __name__ == "__main__":

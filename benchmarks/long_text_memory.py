@@ -18,8 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import provenance, provenance_markdown  # noqa: E402
+from provenance import write_result  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -81,7 +80,7 @@ def run(token_counts: list[int], batch: int) -> dict:
                 }
             )
             print(points[-1])
-    return {"model": "tiny random Qwen2-VL (0.4M), SDPA, CPU fp32, 2 threads", "points": points, **provenance()}
+    return {"model": "tiny random Qwen2-VL (0.4M), SDPA, CPU fp32, 2 threads", "points": points}
 
 
 def _encode_mib(point: dict, mode: str) -> float:
@@ -110,8 +109,6 @@ def to_markdown(result: dict) -> str:
     lines += [
         "",
         f"Process memory after loading the model: {result['points'][0]['loaded_mib']:.0f} MiB.",
-        "",
-        provenance_markdown(result),
     ]
     return "\n".join(lines) + "\n"
 
@@ -142,11 +139,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = run(args.tokens, args.batch)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "long_text_memory.json").write_text(json.dumps(result, indent=2))
-    (args.out / "long_text_memory.md").write_text(to_markdown(result))
+    markdown = write_result(args.out, "long_text_memory", result, to_markdown)
     plot(result, args.out / "long_text_memory.png")
-    print(to_markdown(result))
+    print(markdown)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import write_result  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -53,10 +55,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = run()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "main_job.json").write_text(json.dumps(result, indent=2))
-    (args.out / "main_job.md").write_text(to_markdown(result))
-    print(to_markdown(result))
+    print(write_result(args.out, "main_job", result, to_markdown))
 
 
 if __name__ == "__main__":

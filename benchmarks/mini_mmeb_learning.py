@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import write_result  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from vlm2vec_hf.cli import main as vlm2vec
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
@@ -141,16 +142,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.render_only:
         results = json.loads((args.out / "mini_mmeb_learning.json").read_text())
-        (args.out / "mini_mmeb_learning.md").write_text(to_markdown(results))
+        write_result(args.out, "mini_mmeb_learning", results, to_markdown)
         plot(results, args.out / "mini_mmeb_learning.png")
         return
     with tempfile.TemporaryDirectory() as workdir:
         results = run(args.steps, args.eval_steps, Path(workdir))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mini_mmeb_learning.json").write_text(json.dumps(results, indent=2))
-    (args.out / "mini_mmeb_learning.md").write_text(to_markdown(results))
+    markdown = write_result(args.out, "mini_mmeb_learning", results, to_markdown)
     plot(results, args.out / "mini_mmeb_learning.png")
-    print(to_markdown(results))
+    print(markdown)
 
 
 if __name__ == "__main__":

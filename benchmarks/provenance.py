@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -49,3 +50,14 @@ def provenance_markdown(info: dict) -> str:
         f"Measured at commit {commit}; {versions}; {machine['processor']}, {machine['cpu_count']} CPU cores, "
         f"Python {machine['python']}."
     )
+
+
+def write_result(out: Path, stem: str, result: dict, to_markdown) -> str:
+    """Write `<out>/<stem>.json` (the result plus its `provenance`) and `<out>/<stem>.md` (`to_markdown(result)`
+    plus the provenance line); returns the Markdown. A result read back keeps the provenance it was measured with."""
+    result.setdefault("provenance", provenance())
+    markdown = to_markdown(result).rstrip("\n") + "\n\n" + provenance_markdown(result["provenance"]) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    (out / f"{stem}.md").write_text(markdown)
+    return markdown

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import write_result  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -212,12 +214,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = run(args.batch_sizes, args.mini_batch, args.steps)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = f"train_memory_minibatch{args.mini_batch}"
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
-    (args.out / f"{stem}.md").write_text(to_markdown(results))
+    markdown = write_result(args.out, stem, results, to_markdown)
     to_png(results, args.out / f"{stem}.png")
-    print(to_markdown(results))
+    print(markdown)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from sentence_transformers.base.evaluation import BaseEvaluator
 from vlm2vec_hf.evaluation.aggregate import headline_metric, v1_groups, v2_groups
 from vlm2vec_hf.evaluation.data import EvalDataset, Item
 from vlm2vec_hf.evaluation.embedding_cache import EmbeddingCache, model_fingerprint
-from vlm2vec_hf.evaluation.metrics import mean_metrics, rank, ranking_metrics
+from vlm2vec_hf.evaluation.metrics import hit_at_1, mean_metrics, rank, ranking_metrics
 
 logger = logging.getLogger(__name__)
 PROTOCOLS = ("v1", "v2")
@@ -55,11 +55,6 @@ def embedding_settings(model) -> dict:
             image_size=dict(getattr(processor.image_processor, "size", {}) or {}),
         )
     return settings
-
-
-def _v1_hit(scores: np.ndarray, relevance: dict[int, float]) -> float:
-    # argmax returns the first maximum: with the gold listed first, ties go to the gold (the reference's get_pred)
-    return float(int(np.argmax(scores)) in relevance)
 
 
 class MMEBEvaluator(BaseEvaluator):
@@ -145,7 +140,7 @@ class MMEBEvaluator(BaseEvaluator):
                 embeddings[[index[item] for item in row]] @ query for query, row in zip(queries, dataset.candidates)
             ]
         if self.protocol == "v1" and dataset.layout != "visdoc":
-            metrics = {"hit@1": float(np.mean([_v1_hit(s, r) for s, r in zip(per_query_scores, dataset.relevance)]))}
+            metrics = {"hit@1": float(np.mean([hit_at_1(s, r) for s, r in zip(per_query_scores, dataset.relevance)]))}
         else:
             metrics = mean_metrics([ranking_metrics(rank(s), r) for s, r in zip(per_query_scores, dataset.relevance)])
         candidates = (

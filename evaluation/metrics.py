@@ -1,8 +1,9 @@
 """Ranking metrics of the MMEB protocols.
 
 V1 (REFERENCE.md §4.1): hit@1 = the gold candidate (index 0) has the highest cosine; `numpy.argmax` returns the first
-maximum, so ties go to the gold. V2 (§4.2, the reference's `RankingMetrics`): hit, nDCG (linear and exponential gain),
-precision, recall, F1, MAP and MRR at 1, 5 and 10 over a ranking of the candidates. The reference ranks with
+maximum, so ties go to the gold (here also when a `gold_index` column lists it elsewhere; `hit_at_1`, which the
+evaluator calls). V2 (§4.2, the reference's `RankingMetrics`): hit, nDCG (linear and exponential gain), precision,
+recall, F1, MAP and MRR at 1, 5 and 10 over a ranking of the candidates. The reference ranks with
 `np.argsort(-score)` (quicksort, tie order undefined); here the sort is stable, so tied candidates keep their listed
 order and results are deterministic.
 """
@@ -18,12 +19,23 @@ CUTOFFS = (1, 5, 10)
 METRIC_NAMES = ("hit", "ndcg_linear", "ndcg_exponential", "precision", "recall", "f1", "map", "mrr")
 
 
-def hit_at_1_gold_first(scores: np.ndarray) -> float:
-    """MMEB-V1 hit@1 for one query: 1.0 iff the gold candidate (index 0) has the highest score.
+def hit_at_1(scores: np.ndarray, relevance: Mapping[int, float]) -> float:
+    """MMEB-V1 hit@1 for one query: 1.0 iff a gold candidate (relevance > 0) has the highest score.
 
-    `numpy.argmax` returns the first maximum, so ties go to the gold candidate, as in the reference's `get_pred`.
+    Ties go to the gold: a gold candidate that ties the best score is a hit wherever it is listed. With the gold
+    listed first (the reference's layout) this is exactly `argmax(scores) == 0` (`numpy.argmax` returns the first
+    maximum), the reference's `get_pred`.
     """
-    return float(int(np.argmax(scores)) == 0)
+    scores = np.asarray(scores, dtype=np.float64)
+    gold = [int(index) for index, grade in relevance.items() if grade > 0]
+    if not gold:
+        raise ValueError("a query needs at least one relevant candidate")
+    return float(scores[gold].max() >= scores.max())
+
+
+def hit_at_1_gold_first(scores: np.ndarray) -> float:
+    """[`hit_at_1`] with the gold candidate at index 0 (the reference's layout)."""
+    return hit_at_1(scores, {0: 1.0})
 
 
 def rank(scores: np.ndarray) -> np.ndarray:

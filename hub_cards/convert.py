@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,13 +85,11 @@ def convert_backbone(
         max_length=max_length,
         image_resize=image_resize,
     )
-    folder = write_model_folder(model, processor, out, overwrite=overwrite)
+    # The merged weights are re-read in the staging folder, before it replaces `out`: a folder that would load with
+    # the wrong weights is never moved into place, and an existing `out` (`overwrite`) stays as it was.
+    verify = (lambda staging: check_saved_weights(staging, merged)) if merged else None
+    folder = write_model_folder(model, processor, out, overwrite=overwrite, verify=verify)
     if merged:
-        try:
-            check_saved_weights(folder, merged)
-        except AdapterConversionError:
-            shutil.rmtree(folder, ignore_errors=True)  # never leave a folder that loads with the wrong weights
-            raise
         logger.info("merged %d adapted linear layers from %s", len(merged), adapter_weights.source)
     return folder
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 import yaml
+from sentence_transformers import SentenceTransformer
 
 from vlm2vec_hf.cli import main
+from vlm2vec_hf.evaluation.data import load_mmeb_eval
+from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.trainer import build_trainer
 
@@ -60,15 +64,22 @@ def test_compare_puts_published_scores_beside_ours(tiny_random_model_dir, mini_m
 
 
 def test_evaluator_runs_inside_training(tiny_random_model_dir, mini_mmeb, tmp_path):
+    # Two eval sets (an image classification one and a text -> image one) keep the three evaluations cheap.
+    eval_dir = tmp_path / "eval"
+    for name in ("Digits", "Digits_t2i"):
+        shutil.copytree(mini_mmeb / "eval" / name, eval_dir / name)
+    shutil.copy(mini_mmeb / "eval" / "tasks.json", eval_dir / "tasks.json")
     config = TrainConfig(
         model=str(tiny_random_model_dir),
         data=str(mini_mmeb / "train"),
         image_dir=str(mini_mmeb / "images"),
-        eval_data=str(mini_mmeb / "eval"),
+        eval_data=str(eval_dir),
         output_dir=str(tmp_path / "run"),
         subsets=["Digits"],
         num_sample_per_subset=16,
         per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        warmup_steps=0,  # the full rate from step 1, so two steps move the metrics
         max_steps=2,
         eval_steps=2,
     )
@@ -76,6 +87,15 @@ def test_evaluator_runs_inside_training(tiny_random_model_dir, mini_mmeb, tmp_pa
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "eval_mmeb_hit@1" in entry]
     assert [entry["step"] for entry in logged] == [0, 2]  # on start and at eval_steps
-    assert all(0.0 <= entry["eval_mmeb_hit@1"] <= 1.0 for entry in logged)
-    assert "eval_mmeb_Digits_hit@1" in logged[-1]
-    assert yaml.safe_load(yaml.safe_dump(config.__dict__))["eval_data"] == str(mini_mmeb / "eval")
+    assert {"eval_mmeb_Digits_hit@1", "eval_mmeb_Digits_t2i_hit@1", "eval_mmeb_group_Overall"} <= set(logged[-1])
+
+    # What was logged at each step is what the evaluator gives on the model as it was then: the initial weights at
+    # step 0, the trained ones (the final state, max_steps = the last eval step) at step 2.
+    evaluator = MMEBEvaluator(load_mmeb_eval(eval_dir, mini_mmeb / "images"))
+    initial = SentenceTransformer(str(tiny_random_model_dir), trust_remote_code=True, device="cpu")
+    for entry, model in zip(logged, [initial, trainer.model]):
+        expected = {f"eval_{name}": value for name, value in evaluator(model).items()}
+        assert {name: entry[name] for name in expected} == pytest.approx(expected, abs=1e-9), entry["step"]
+    # ... and they follow the training (0.08 -> 0.16 here), so a stale evaluation could not pass the check above
+    assert abs(logged[1]["eval_mmeb_hit@1"] - logged[0]["eval_mmeb_hit@1"]) >= 0.03, logged
+    assert yaml.safe_load(yaml.safe_dump(config.__dict__))["eval_data"] == str(eval_dir)

@@ -11,13 +11,21 @@ import pytest
 from vlm2vec_hf.evaluation.aggregate import v1_groups, v2_groups
 from vlm2vec_hf.evaluation.data import EvalDataset
 from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
-from vlm2vec_hf.evaluation.metrics import hit_at_1_gold_first, rank, ranking_metrics
+from vlm2vec_hf.evaluation.metrics import hit_at_1, hit_at_1_gold_first, rank, ranking_metrics
 
 
 def test_v1_hit_at_1_ties_go_to_the_gold_candidate():
     assert hit_at_1_gold_first(np.array([0.5, 0.5, 0.1])) == 1.0
     assert hit_at_1_gold_first(np.array([0.4, 0.5])) == 0.0
     assert hit_at_1_gold_first(np.array([-0.3])) == 1.0  # a single candidate is always right
+
+
+def test_v1_hit_at_1_ties_go_to_the_gold_wherever_it_is_listed():
+    assert hit_at_1(np.array([0.5, 0.5, 0.1]), {1: 1.0}) == 1.0  # a gold_index after a tied candidate
+    assert hit_at_1(np.array([0.5, 0.4, 0.5]), {1: 1.0}) == 0.0
+    assert hit_at_1(np.array([0.2, 0.9]), {1: 1.0}) == 1.0
+    with pytest.raises(ValueError, match="relevant"):
+        hit_at_1(np.array([0.2, 0.9]), {0: 0.0})
 
 
 def test_ranking_is_stable_on_ties():
@@ -39,6 +47,21 @@ def test_binary_ranking_metrics_by_hand():
     assert metrics["map@5"] == pytest.approx((1 / 2 + 2 / 4) / 2)
     assert metrics["mrr@5"] == 0.5
     assert metrics["precision@10"] == pytest.approx(2 / 10)
+
+
+def test_map_divides_by_min_of_relevant_and_k_when_more_are_relevant_than_k():
+    # 12 candidates ranked in order 0..11; 7 relevant: 0, 1, 3, 5, 6, 7, 8 (1-based positions 1, 2, 4, 6, 7, 8, 9).
+    # precision at each hit: 1/1, 2/2, 3/4, 4/6, 5/7, 6/8, 7/9.
+    # MAP@1  = (1/1) / min(7, 1) = 1                                                 (/7 would give 1/7)
+    # MAP@5  = (1/1 + 2/2 + 3/4) / min(7, 5) = 2.75 / 5 = 0.55                       (/7 would give 0.3929)
+    # MAP@10 = (1 + 1 + 3/4 + 4/6 + 5/7 + 6/8 + 7/9) / min(7, 10) = 5.65873 / 7 = 0.80839  (all 7 within the top 10)
+    metrics = ranking_metrics(list(range(12)), dict.fromkeys([0, 1, 3, 5, 6, 7, 8], 1.0))
+    assert metrics["map@1"] == pytest.approx(1.0)
+    assert metrics["map@5"] == pytest.approx(0.55)
+    assert metrics["map@10"] == pytest.approx((1 + 1 + 3 / 4 + 4 / 6 + 5 / 7 + 6 / 8 + 7 / 9) / 7)
+    assert metrics["map@10"] == pytest.approx(0.808390, abs=1e-6)
+    # recall keeps the full count of relevant items as its denominator: 3 of 7 found in the top 5
+    assert metrics["recall@5"] == pytest.approx(3 / 7) and metrics["precision@5"] == pytest.approx(3 / 5)
 
 
 def test_graded_ndcg_by_hand():
@@ -136,3 +159,24 @@ def test_evaluator_scores_encodes_each_item_once_and_ranks_globally():
     # q1 ranks cat (irrelevant) above dog (relevant): ndcg = 1/log2(3); q2 ranks dog first: 1
     assert docs["score"] == pytest.approx((1 / math.log2(3) + 1) / 2)
     assert v2.results["groups"]["VDRv1"]["count"] == 1 and v2.results["groups"]["I-CLS"]["count"] == 1
+
+
+def test_evaluator_v1_counts_a_tie_with_a_non_gold_candidate_as_a_hit():
+    # "tie" and "cat" embed identically, so they score exactly the same against q1; "dog" is orthogonal to q1.
+    vectors = {"q1": [1, 0], "cat": [1, 0.1], "tie": [1, 0.1], "dog": [0, 1]}
+    dataset = EvalDataset(
+        "Tied",
+        queries=[("q1", ""), ("q1", ""), ("q1", "")],
+        candidates=[[("tie", ""), ("cat", "")], [("cat", ""), ("tie", "")], [("dog", ""), ("cat", "")]],
+        # row 0: the gold (a gold_index of 1) ties the non-gold candidate listed before it -> hit;
+        # row 1: the gold listed first ties the one after it -> hit; row 2: the gold scores lowest -> miss.
+        relevance=[{1: 1.0}, {0: 1.0}, {0: 1.0}],
+    )
+    evaluator = MMEBEvaluator([dataset], protocol="v1")
+    metrics = evaluator(StubModel(vectors))
+    assert metrics["mmeb_Tied_hit@1"] == pytest.approx(2 / 3)
+    # the evaluator's rule is the metric's own function
+    q1, cat, dog = (np.array(vectors[name], dtype=np.float32) for name in ("q1", "cat", "dog"))
+    cat, dog = cat / np.linalg.norm(cat), dog / np.linalg.norm(dog)
+    per_query = [np.array([cat @ q1, cat @ q1]), np.array([cat @ q1, cat @ q1]), np.array([dog @ q1, cat @ q1])]
+    assert [hit_at_1(s, r) for s, r in zip(per_query, dataset.relevance)] == [1.0, 1.0, 0.0]

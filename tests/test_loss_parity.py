@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+import torch
 from conftest import CASES, FIXTURE, case_image
 
 from vlm2vec_hf.training.config import TrainConfig
@@ -27,11 +30,51 @@ def train_model(fixture_model_dir):
     return model.train()
 
 
+@contextmanager
+def recorded_forwards(model) -> Iterator[list[tuple[str, int, int]]]:
+    """Events of the VLM2Vec model inside `model`, in order: ("forward", rows, tokens) for a forward without
+    autograd graph, ("graph", rows, tokens) for one that builds a graph, ("backward", rows, 0) when the gradient
+    reaches a graph forward's embeddings (tokens = the batch's rows x padded width, an activation-size proxy)."""
+    events: list[tuple[str, int, int]] = []
+    vlm2vec = model[0].model
+
+    def before(module, args, kwargs):
+        input_ids = kwargs["input_ids"]
+        kind = "graph" if torch.is_grad_enabled() else "forward"
+        events.append((kind, input_ids.shape[0], input_ids.numel()))
+
+    def after(module, args, kwargs, output):
+        if output.embeddings.requires_grad:
+            output.embeddings.register_hook(lambda grad: events.append(("backward", grad.shape[0], 0)))
+
+    handles = [
+        vlm2vec.register_forward_pre_hook(before, with_kwargs=True),
+        vlm2vec.register_forward_hook(after, with_kwargs=True),
+    ]
+    try:
+        yield events
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def expected_forwards(mini_batch_size: int, batch: int = 8, columns: int = 2) -> list[tuple[str, int]]:
+    """GradCache: every mini-batch embedded without a graph, then (during backward) again with a graph, each graph
+    freed by its backward before the next is built, so activations are bounded by one mini-batch. Plain: one
+    graph per column of the whole batch, all alive until the backward."""
+    if not mini_batch_size:
+        return [("graph", batch)] * columns + [("backward", batch)] * columns
+    chunks = columns * batch // mini_batch_size
+    no_graph_pass = [("forward", mini_batch_size)] * chunks
+    return no_graph_pass + [("graph", mini_batch_size), ("backward", mini_batch_size)] * chunks
+
+
 @pytest.mark.parametrize(
     "mini_batch_size,loss_key,norm_key",
     [
         (0, "loss_plain", "grad_l2_norm_plain"),
         (1, "loss_gradcache_chunk1", "grad_l2_norm_gradcache_chunk1"),
+        (2, "loss_plain", "grad_l2_norm_plain"),  # no reference value of its own: the same loss as plain
         (4, "loss_gradcache_chunk4", "grad_l2_norm_gradcache_chunk4"),
     ],
 )
@@ -40,9 +83,19 @@ def test_loss_and_gradient_norm_match_reference(train_model, mini_batch_size, lo
     loss_fn = build_loss(train_model, config)
     queries = train_model.preprocess([case_input(pair["query"]) for pair in LOSS["pairs"]])
     targets = train_model.preprocess([case_input(pair["target"]) for pair in LOSS["pairs"]])
+    full_tokens = max(queries["input_ids"].numel(), targets["input_ids"].numel())
     train_model.zero_grad()
-    loss = loss_fn([queries, targets], labels=None)
-    loss.backward()
+    with recorded_forwards(train_model) as events:
+        loss = loss_fn([queries, targets], labels=None)
+        loss.backward()
+    # The model really saw mini-batches of the configured size (every chunk size gives the plain loss's value, so
+    # the value alone cannot tell), and the largest activation built with a graph scales with the mini-batch.
+    assert [(kind, rows) for kind, rows, _ in events] == expected_forwards(mini_batch_size)
+    largest_graph = max(tokens for kind, _, tokens in events if kind == "graph")
+    if mini_batch_size:
+        assert largest_graph <= mini_batch_size * full_tokens // len(LOSS["pairs"]) < full_tokens
+    else:
+        assert largest_graph == full_tokens
     assert abs(loss.item() - LOSS[loss_key]) < 1e-5
     assert abs(loss.item() - LOSS["loss_plain"]) < 1e-5
     squared = sum(p.grad.double().pow(2).sum() for p in train_model.parameters() if p.grad is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -12,6 +13,7 @@ from transformers import TrainerCallback
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
 from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
+from vlm2vec_hf.training import trainer as trainer_module
 from vlm2vec_hf.training.cli_options import config_from_args
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.trainer import build_trainer, train
@@ -95,8 +97,38 @@ class CrashAfterStep(TrainerCallback):
             raise SimulatedCrash(f"killed after step {self.step}")
 
 
+class StepRecorder(TrainerCallback):
+    """What a run really did: the global step it started at, and the optimizer steps it took after that."""
+
+    def __init__(self):
+        self.start_step: int | None = None
+        self.optimizer_steps = 0
+        self.step_ends: list[int] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start_step = state.global_step  # after the Trainer has loaded a checkpoint's trainer_state.json
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.optimizer_steps += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_ends.append(state.global_step)
+
+
+def add_callback_to_cli_runs(monkeypatch, callback: TrainerCallback) -> None:
+    """Make `vlm2vec train` (which builds its trainer through `build_trainer`) run with `callback` as well."""
+    build = trainer_module.build_trainer
+
+    def build_with_callback(config, callbacks=None):
+        return build(config, [*(callbacks or []), callback])
+
+    monkeypatch.setattr(trainer_module, "build_trainer", build_with_callback)
+
+
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "dora"])
-def test_resume_after_a_crash_reaches_the_uninterrupted_weights(tiny_random_model_dir, mini_mmeb, tmp_path, lora):
+def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
+    tiny_random_model_dir, mini_mmeb, tmp_path, lora, monkeypatch
+):
     extra = ["--max-steps", "6", "--save-steps", "3", "--num-sample-per-subset", "40", *(["--lora"] if lora else [])]
     assert main(train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "straight", *extra)) == 0
 
@@ -106,7 +138,16 @@ def test_resume_after_a_crash_reaches_the_uninterrupted_weights(tiny_random_mode
     with pytest.raises(SimulatedCrash):
         train(config, callbacks=[CrashAfterStep(4)])
     assert sorted(p.name for p in crashed.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-3"]
+    saved_step = json.loads((crashed / "checkpoint-3" / "trainer_state.json").read_text())["global_step"]
+    assert saved_step == 3
+    recorder = StepRecorder()
+    add_callback_to_cli_runs(monkeypatch, recorder)
     assert main([*parser_args, "--resume"]) == 0
+    # The resumed run continued from the checkpoint: it started at its step and took only the 3 remaining steps
+    # (a run from scratch, being seeded, would reach the same weights too, so the weights alone prove nothing).
+    assert recorder.start_step == saved_step
+    assert recorder.step_ends == [4, 5, 6] and recorder.optimizer_steps == 3
+    assert json.loads((crashed / "checkpoint-6" / "trainer_state.json").read_text())["global_step"] == 6
 
     expected, resumed = state(tmp_path / "straight" / "final"), state(crashed / "final")
     assert expected.keys() == resumed.keys()
@@ -267,10 +308,40 @@ def test_batch_per_subset_draws_each_batch_from_one_subset(tiny_random_model_dir
         assert len({owner(index) for index in batch}) == 1
 
 
-def test_gradient_checkpointing_and_bf16_train_from_the_cli(tiny_random_model_dir, mini_mmeb, tmp_path, caplog):
+class PrecisionRecorder(TrainerCallback):
+    """How the model computes during training: per forward of the VLM2Vec model, (builds a graph, the autocast
+    dtype or None); and the dtypes the language model's first projection produced (recomputations included)."""
+
+    def __init__(self):
+        self.forwards: list[tuple[bool, torch.dtype | None]] = []
+        self.projection_dtypes: set[torch.dtype] = set()
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        vlm2vec = model[0].model
+        projection = vlm2vec.vlm.language_model.layers[0].self_attn.q_proj
+
+        def before(module, module_args, module_kwargs):
+            device = module_kwargs["input_ids"].device.type
+            autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+            self.forwards.append((torch.is_grad_enabled(), autocast))
+
+        vlm2vec.register_forward_pre_hook(before, with_kwargs=True)
+        projection.register_forward_hook(lambda module, inputs, output: self.projection_dtypes.add(output.dtype))
+
+
+def test_gradient_checkpointing_and_bf16_train_from_the_cli(
+    tiny_random_model_dir, mini_mmeb, tmp_path, caplog, monkeypatch
+):
     before = state(tiny_random_model_dir)
+    recorder = PrecisionRecorder()
+    add_callback_to_cli_runs(monkeypatch, recorder)
     args = train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "run", "--max-steps", "3", "--num-sample-per-subset")
     assert main([*args, "8", "--gradient-checkpointing", "--bf16", "--save-steps", "100"]) == 0
+    # --bf16 really computes in bf16: both GradCache passes (embedding without a graph, then again with one) ran
+    # under bf16 autocast, and the language model's matmuls produced bf16 activations.
+    assert {kind for kind, _ in recorder.forwards} == {False, True}
+    assert {dtype for _, dtype in recorder.forwards} == {torch.bfloat16}
+    assert recorder.projection_dtypes == {torch.bfloat16}
     after = state(tmp_path / "run" / "final")
     # bf16 is mixed precision (autocast): the saved master weights stay fp32, finite, and have moved.
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in after.values())

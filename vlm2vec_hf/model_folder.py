@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
@@ -60,12 +61,15 @@ def write_model_folder(
     *,
     prompts: dict[str, str] | None = None,
     overwrite: bool = False,
+    verify: Callable[[Path], None] | None = None,
 ) -> Path:
     """Save `model` + `processor` as a model folder that transformers and sentence-transformers load.
 
     The folder is written next to `out_dir` first and moved into place at the end, so an existing folder is never
     left half-written; an existing non-empty `out_dir` is replaced only with `overwrite=True`. It gets the mode a
     plain `mkdir` gives (0755 under umask 022, 0775 under 002), so a folder on a shared disk is readable there.
+    `verify(staging_folder)`, if given, runs on the complete written folder before the move: an error it raises
+    leaves `out_dir` as it was (an existing folder untouched) and no staging folder behind.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -83,6 +87,8 @@ def write_model_folder(
         sentence_model.save(str(staging), create_model_card=False)
         _point_modules_json_at_root_file(staging)
         apply_umask_modes(staging)
+        if verify is not None:
+            verify(staging)
         _replace_folder(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
