@@ -30,7 +30,8 @@ def provenance() -> dict:
             versions[library] = None
     return {
         "commit": git("rev-parse", "HEAD") or None,
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # Result files written earlier in the same run do not make the measured code dirty.
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")),
         "versions": versions,
         "machine": {
             "platform": platform.platform(),
