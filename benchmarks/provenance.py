@@ -30,8 +30,10 @@ def provenance() -> dict:
             versions[library] = None
     return {
         "commit": git("rev-parse", "HEAD") or None,
-        # Result files written earlier in the same run do not make the measured code dirty.
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")),
+        # Only code and pins count: result files and README edits made during a run do not change what is measured.
+        "dirty": bool(
+            git("status", "--porcelain", "--untracked-files=no", "--", "*.py", "pyproject.toml", "constraints.txt")
+        ),
         "versions": versions,
         "machine": {
             "platform": platform.platform(),
