@@ -136,11 +136,15 @@ class Phi3VConfig(PreTrainedConfig):
         vision = dict(image.get("fixture_clip_config") or CLIP_VIT_L_336)
         if image.get("image_dim_out", vision["hidden_size"]) != vision["hidden_size"]:
             raise ValueError("img_processor.image_dim_out must equal the CLIP width")
-        return cls(
+        config = cls(
             text_config=Phi3Config(**text),
             vision_config=CLIPVisionConfig(**vision),
             num_img_tokens=image.get("num_img_tokens", 144),
         )
+        checkpoint_dtype = original.get("torch_dtype") or original.get("dtype")
+        if checkpoint_dtype is not None:  # what `from_pretrained(dtype="auto")` loads in
+            config.dtype = checkpoint_dtype
+        return config
 
 
 try:
@@ -220,6 +224,8 @@ class Phi3VModel(PreTrainedModel):
     base_model_prefix = ""
     supports_gradient_checkpointing = True
     _no_split_modules = ["Phi3DecoderLayer", "CLIPEncoderLayer"]
+    # Published keys the embedding model does not use (`CHECKPOINT_KEY_MAPPING` drops them): no load warning.
+    _keys_to_ignore_on_load_unexpected = [r"^lm_head\.", r"^model\.vision_embed_tokens\.wte\.weight$"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
