@@ -306,3 +306,42 @@ def test_adapter_adapts_the_clip_tower_and_foreign_keys_are_errors(tmp_path):
     save_file(weights, foreign / "adapter_model.safetensors")
     with pytest.raises(AdapterConversionError, match=r"img_projection\.0"):
         merge_adapter_into_model(model, read_adapter(foreign), PHI3_V.adapter_key_mapping)
+
+
+@pytest.mark.parametrize("mini_batch_size", [0, 2])
+def test_training_loss_and_gradients_match_reference(phi_model_dir, mini_batch_size):
+    """In-batch contrastive loss of loss.json's 6 pairs, plain and with GradCache mini-batches (which slice the
+    `(n_images, crops, 3, 336, 336)` pixel values per row), and every parameter's gradient norm."""
+    from sentence_transformers import SentenceTransformer
+    from test_loss_parity import expected_forwards, recorded_forwards
+
+    from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import map_checkpoint_key
+    from vlm2vec_hf.training.config import TrainConfig
+    from vlm2vec_hf.training.trainer import build_loss
+
+    reference = json.loads((FIXTURE / "loss.json").read_text())
+    model = SentenceTransformer(str(phi_model_dir), trust_remote_code=True, device="cpu")
+    model[0].padding_side = reference["padding_side"]
+    model.train()
+
+    def item(case_id: str):
+        image = case_image_path(case_id)
+        return {"image": Image.open(image), "text": CASES[case_id]["text"]} if image else CASES[case_id]["text"]
+
+    loss_fn = build_loss(model, TrainConfig(temperature=reference["temperature"], gc_mini_batch_size=mini_batch_size))
+    queries = model.preprocess([item(pair["query"]) for pair in reference["pairs"]])
+    targets = model.preprocess([item(pair["target"]) for pair in reference["pairs"]])
+    model.zero_grad()
+    with recorded_forwards(model) as events:
+        loss = loss_fn([queries, targets], labels=None)
+        loss.backward()
+    batch = len(queries["input_ids"])
+    assert [(kind, rows) for kind, rows, _ in events] == expected_forwards(mini_batch_size, batch=batch)
+    assert abs(loss.item() - reference["loss_plain"]) / reference["loss_plain"] < 1e-5
+    grads = {name.split("vlm.", 1)[1]: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    norm = torch.stack([grad.double().pow(2).sum() for grad in grads.values()]).sum().sqrt().item()
+    assert abs(norm - reference["grad_l2_norm_plain"]) / reference["grad_l2_norm_plain"] < 1e-5
+    per_parameter = {map_checkpoint_key(name): value for name, value in reference["grad_l2_norm_per_parameter"].items()}
+    assert set(per_parameter) == set(grads)  # the same parameters get gradients (CLIP's last layer does not)
+    for name, value in per_parameter.items():
+        assert abs(grads[name].norm().item() - value) <= 1e-4 * max(value, 1.0), name
