@@ -25,8 +25,19 @@ class Qwen2VLFamily(BackboneFamily):
     model_types = ("qwen2_vl", "qwen2_5_vl")
     image_token = IMAGE_TOKEN
     no_split_modules = ("Qwen2VLDecoderLayer", "Qwen2VLVisionBlock", "Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock")
-    # The reference's v1 / v2 LoRA list; `training/adapters.py` restricts it to the LLM.
-    lora_target_modules = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "k_proj", "q_proj", "out_proj", "v_proj")
+    # The reference `main` LoRA defaults (`training/adapters.py` scopes them to the LLM: nothing in the ViT).
+    lora_target_modules = (
+        "qkv_proj",
+        "o_proj",
+        "gate_up_proj",
+        "down_proj",
+        "k_proj",
+        "q_proj",
+        "out_proj",
+        "v_proj",
+        "gate_proj",
+        "up_proj",
+    )
     # (pattern, replacement) pairs, first match wins. The `model.language_model.` / `model.visual.` rules cover
     # adapters saved from transformers-5 module paths; the bare `model.` rule is the reference's 4.4x LLM path.
     adapter_key_mapping = (

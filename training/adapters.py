@@ -14,10 +14,10 @@ from pathlib import Path
 from peft import LoraConfig, PeftModel
 
 from vlm2vec_hf.compat import check_peft_compatible
+from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
 
-REFERENCE_TARGET_MODULES = (
-    "qkv_proj,o_proj,gate_up_proj,down_proj,k_proj,q_proj,out_proj,v_proj,gate_proj,up_proj"  # main defaults
-)
+# The reference `main` defaults, as the Qwen2-VL family lists them.
+REFERENCE_TARGET_MODULES = ",".join(QWEN2_VL.lora_target_modules)
 
 
 def language_model_regex(target_modules: str | list[str]) -> str:
