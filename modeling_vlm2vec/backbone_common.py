@@ -90,6 +90,7 @@ class BackboneFamily:
         image_token: the placeholder string a prompt holds for one image.
         no_split_modules: layer class names `device_map="auto"` must keep on one device.
         lora_target_modules: linear-layer names the reference's LoRA adapts (peft `target_modules`).
+        lora_module_scopes: module paths inside `vlm` whose linear layers those names may match.
         adapter_key_mapping: `(pattern, replacement)` rules from published adapter keys to our parameter names.
         media_input_keys: the model inputs that carry images / videos (besides `input_ids` / `attention_mask`).
         resize_small_images: whether the reference resizes an image with a side under 28 px to 56 x 56 first.
@@ -99,6 +100,7 @@ class BackboneFamily:
     image_token: str = ""
     no_split_modules: tuple[str, ...] = ()
     lora_target_modules: tuple[str, ...] = ()
+    lora_module_scopes: tuple[str, ...] = ("language_model",)
     adapter_key_mapping: tuple[tuple[str, str], ...] = ()
     media_input_keys: tuple[str, ...] = ()
     resize_small_images: bool = True

@@ -431,6 +431,7 @@ class Phi3VFamily(BackboneFamily):
     no_split_modules = ("Phi3DecoderLayer", "CLIPEncoderLayer")
     # The v1 LoRA list; the CLIP names (q_proj, k_proj, v_proj, out_proj) adapt the image tower too.
     lora_target_modules = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "k_proj", "q_proj", "out_proj", "v_proj")
+    lora_module_scopes = ("language_model", "vision_embed_tokens.img_processor")
     adapter_key_mapping = (
         (
             r"^base_model\.model\.model\.vision_embed_tokens\.img_processor\.vision_model\.",

@@ -345,3 +345,19 @@ def test_training_loss_and_gradients_match_reference(phi_model_dir, mini_batch_s
     assert set(per_parameter) == set(grads)  # the same parameters get gradients (CLIP's last layer does not)
     for name, value in per_parameter.items():
         assert abs(grads[name].norm().item() - value) <= 1e-4 * max(value, 1.0), name
+
+
+def test_training_lora_adapts_the_reference_modules(phi_model_dir):
+    """`vlm2vec train --lora` on Phi-3.5-V adapts what the v1 reference adapts: the LLM's fused projections and the
+    CLIP tower's q/k/v/out_proj (16 modules in the fixture), with the default target list."""
+    from vlm2vec_hf.hub_cards.adapter_conversion import rename_adapter_key
+    from vlm2vec_hf.training.config import TrainConfig
+    from vlm2vec_hf.training.trainer import load_model
+
+    model = load_model(TrainConfig(model=str(phi_model_dir), lora=True, lora_r=8))
+    adapted = {name.removeprefix("model.") for name, module in model[0].named_modules() if hasattr(module, "lora_A")}
+    reference = {
+        rename_adapter_key(f"{name}.lora_A.weight", PHI3_V.adapter_key_mapping).removesuffix(".lora_A.weight")
+        for name in _CASES_FILE["lora"]["adapted_modules"]
+    }
+    assert adapted == reference and len(adapted) == 16
