@@ -361,3 +361,28 @@ def test_training_lora_adapts_the_reference_modules(phi_model_dir):
         for name in _CASES_FILE["lora"]["adapted_modules"]
     }
     assert adapted == reference and len(adapted) == 16
+
+
+def test_lora_training_merge_and_reload_on_a_random_phi3v(tmp_path, mini_mmeb):
+    """`init --family phi3_v` -> `train --lora` (GradCache mini-batches of 2 over 5-D pixel values) -> `merge`: the
+    merged folder embeds like the adapter folder, and the adapter moved the embeddings."""
+    from sentence_transformers import SentenceTransformer
+
+    from vlm2vec_hf.cli import main
+
+    model_dir, run, merged_dir = tmp_path / "phi", tmp_path / "run", tmp_path / "merged"
+    assert main(["init", "--out", str(model_dir), "--family", "phi3_v"]) == 0
+    train = ["train", "--model", str(model_dir), "--data", str(mini_mmeb / "train"), "--image-dir"]
+    train += [str(mini_mmeb / "images"), "--output-dir", str(run), "--max-steps", "2", "--learning-rate", "1e-2"]
+    train += ["--per-device-train-batch-size", "4", "--gc-mini-batch-size", "2", "--warmup-steps", "0"]
+    train += ["--save-steps", "1000", "--seed", "7", "--lora", "--lora-r", "4"]
+    assert main(train) == 0
+    assert main(["merge", "--adapter", str(run / "final"), "--out", str(merged_dir)]) == 0
+
+    def load(folder: Path) -> SentenceTransformer:
+        return SentenceTransformer(str(folder), trust_remote_code=True, device="cpu")
+
+    inputs = ["a red bus", {"image": case_image_path("p01"), "text": "What is in the image"}, case_image_path("p14")]
+    adapted = load(run / "final").encode(inputs)
+    assert abs(load(merged_dir).encode(inputs) - adapted).max() < TOLERANCE
+    assert abs(load(model_dir).encode(inputs) - adapted).max() > 1e-3
