@@ -282,14 +282,9 @@ class Phi3VModel(PreTrainedModel):
         )
 
 
-def hd_transform(image: Image.Image, num_crops: int) -> Image.Image:
-    """The reference's `HD_transform`: the largest `s` with `s * ceil(s / ratio) <= num_crops`, resized (PIL
-    bilinear) to `s * 336` on the long side, the short side padded with white to a multiple of 336 (centred)."""
-    width, height = image.size
-    transposed = width < height
-    if transposed:
-        image = image.transpose(Image.TRANSPOSE)
-        width, height = image.size
+def hd_geometry(width: int, height: int, num_crops: int) -> tuple[int, int, int]:
+    """The reference's `HD_transform` sizes for a landscape (`width >= height`) image: the largest `s` with
+    `s * ceil(s / ratio) <= num_crops`; returns `(resized width = s * 336, resized height, padded height)`."""
     ratio = width / height
     scale = 1
     while scale * math.ceil(scale / ratio) <= num_crops:
@@ -297,8 +292,20 @@ def hd_transform(image: Image.Image, num_crops: int) -> Image.Image:
     scale -= 1
     new_width = int(scale * CROP_SIZE)
     new_height = int(new_width / ratio)
+    if new_height < 1:
+        raise ValueError(f"aspect ratio {ratio:.0f}:1 is too extreme for the HD transform (0 px after resizing)")
+    return new_width, new_height, int(np.ceil(new_height / CROP_SIZE) * CROP_SIZE)
+
+
+def hd_transform(image: Image.Image, num_crops: int) -> Image.Image:
+    """The reference's `HD_transform`: portrait images transposed, resized (PIL bilinear, as torchvision's `resize`
+    of a PIL image) to [`hd_geometry`], the height padded with white to a multiple of 336 (centred), transposed
+    back."""
+    transposed = image.width < image.height
+    if transposed:
+        image = image.transpose(Image.TRANSPOSE)
+    new_width, new_height, target = hd_geometry(image.width, image.height, num_crops)
     image = image.resize((new_width, new_height), Image.BILINEAR)
-    target = int(np.ceil(new_height / CROP_SIZE) * CROP_SIZE)
     canvas = Image.new("RGB", (new_width, target), (255, 255, 255))
     canvas.paste(image, (0, int((target - new_height) / 2)))
     return canvas.transpose(Image.TRANSPOSE) if transposed else canvas
@@ -320,7 +327,8 @@ class Phi3VImagesKwargs(TypedDict, total=False):
 class Phi3VImageProcessor(BaseImageProcessor):
     """The reference Phi-3-V image processor (HD transform, `num_crops` crops), without torchvision.
 
-    Returns `pixel_values` `(n_images, num_crops + 1, 3, 336, 336)` and `image_sizes` `(n_images, 2)`.
+    Returns `pixel_values` `(n_images, num_crops + 1, 3, 336, 336)`, `image_sizes` `(n_images, 2)` and
+    `num_img_tokens` `(n_images,)`, as the reference's processor does.
     """
 
     model_input_names = ["pixel_values", "image_sizes"]
@@ -343,9 +351,10 @@ class Phi3VImageProcessor(BaseImageProcessor):
         self.num_img_tokens = num_img_tokens
 
     def hd_size(self, image: Image.Image, num_crops: int | None = None) -> tuple[int, int]:
-        """(height, width) of `image` after the HD transform."""
-        width, height = hd_transform(image.convert("RGB"), num_crops or self.num_crops).size
-        return height, width
+        """(height, width) of `image` after the HD transform (computed, not resized)."""
+        long_side, short_side = max(image.width, image.height), min(image.width, image.height)
+        width, _, padded = hd_geometry(long_side, short_side, num_crops or self.num_crops)
+        return (padded, width) if image.width >= image.height else (width, padded)
 
     def num_image_tokens(self, image: Image.Image, num_crops: int | None = None) -> int:
         return num_image_tokens_for(*self.hd_size(image, num_crops), self.num_img_tokens)
@@ -374,8 +383,12 @@ class Phi3VImageProcessor(BaseImageProcessor):
             pixel_values.append(torch.cat([stacked, padding], dim=0))
             sizes.append([height, width])
             tokens.append(num_image_tokens_for(height, width, self.num_img_tokens))
-        data = {"pixel_values": torch.stack(pixel_values), "image_sizes": torch.tensor(sizes, dtype=torch.long)}
-        return BatchFeature(data=data, tensor_type=return_tensors), tokens
+        data = {
+            "pixel_values": torch.stack(pixel_values),
+            "image_sizes": torch.tensor(sizes, dtype=torch.long),
+            "num_img_tokens": tokens,
+        }
+        return BatchFeature(data=data, tensor_type=return_tensors)
 
 
 def map_checkpoint_key(key: str) -> str | None:
@@ -498,11 +511,10 @@ class Phi3VFamily(BackboneFamily):
         images_kwargs: dict[str, Any],
         return_tensors: str | None,
     ) -> dict[str, Any]:
-        image_inputs, tokens_per_image = ({}, [])
+        image_inputs, tokens_per_image = {}, []
         if images:
-            image_inputs, tokens_per_image = processor.image_processor.preprocess(
-                images, return_tensors="pt", **images_kwargs
-            )
+            image_inputs = dict(processor.image_processor(images, return_tensors="pt", **images_kwargs))
+            tokens_per_image = image_inputs.pop("num_img_tokens").tolist()
         max_length = text_kwargs.pop("max_length", processor.max_length)
         truncation = text_kwargs.pop("truncation", max_length is not None)
         padding = text_kwargs.pop("padding", True)

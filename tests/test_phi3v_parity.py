@@ -386,3 +386,21 @@ def test_lora_training_merge_and_reload_on_a_random_phi3v(tmp_path, mini_mmeb):
     adapted = load(run / "final").encode(inputs)
     assert abs(load(merged_dir).encode(inputs) - adapted).max() < TOLERANCE
     assert abs(load(model_dir).encode(inputs) - adapted).max() > 1e-3
+
+
+@pytest.mark.parametrize("size", [(150, 100), (20, 36), (233, 351), (1000, 90), (90, 1000), (336, 336), (2000, 700)])
+@pytest.mark.parametrize("num_crops", [4, 16])
+def test_image_token_count_is_computed_without_resizing(size, num_crops):
+    from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import Phi3VImageProcessor, hd_transform
+
+    image = Image.new("RGB", size)
+    width, height = hd_transform(image, num_crops).size
+    assert Phi3VImageProcessor().hd_size(image, num_crops) == (height, width)
+    assert height % 336 == 0 and width % 336 == 0 and (height // 336) * (width // 336) <= num_crops
+
+
+def test_too_extreme_aspect_ratio_is_an_input_error(phi_auto):
+    _, processor = phi_auto
+    with pytest.raises(ValueError, match="image 0: .*too extreme") as error:
+        processor(images=[Image.new("RGB", (3000, 2))])
+    assert type(error.value).__name__ == "ImageInputError"  # the folder's own class (remote code)
