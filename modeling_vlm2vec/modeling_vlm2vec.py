@@ -17,7 +17,6 @@ from transformers.image_utils import load_image
 from transformers.pipelines import ImageFeatureExtractionPipeline
 from transformers.utils import ModelOutput
 
-from .backbone_common import rows_of_media as _rows_of_media  # noqa: F401  (kept importable from here)
 from .backbones import all_no_split_modules, family_of
 from .configuration_vlm2vec import VLM2VecConfig
 
