@@ -32,18 +32,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
+
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 # Preference order: safetensors needs no unpickling at all.
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
-# (pattern, replacement) pairs, first match wins. The `model.language_model.` / `model.visual.` rules cover adapters
-# saved from transformers-5 module paths; the bare `model.` rule is the reference's 4.4x LLM path.
-REFERENCE_KEY_MAPPING: tuple[tuple[str, str], ...] = (
-    (r"^base_model\.model\.model\.language_model\.", "vlm.language_model."),
-    (r"^base_model\.model\.model\.visual\.", "vlm.visual."),
-    (r"^base_model\.model\.model\.", "vlm.language_model."),
-    (r"^base_model\.model\.visual\.", "vlm.visual."),
-)
+# The Qwen2-VL family's rules (pattern, replacement; first match wins); every family holds its own
+# (`BackboneFamily.adapter_key_mapping`), which `convert_backbone` uses by default.
+REFERENCE_KEY_MAPPING: tuple[tuple[str, str], ...] = QWEN2_VL.adapter_key_mapping
 
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A\.weight|lora_B\.weight|lora_magnitude_vector(?:\.weight)?)$")
 _PART_NAMES = {"lora_A.weight": "lora_A", "lora_B.weight": "lora_B"}

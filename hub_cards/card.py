@@ -20,7 +20,7 @@ from vlm2vec_hf.evaluation.published import V1_META_TASKS, meta_task_of
 
 MMEB_EVAL_DATASET = "TIGER-Lab/MMEB-eval"
 MMEB_TRAIN_DATASET = "TIGER-Lab/MMEB-train"
-BACKBONE_NAMES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL"}
+BACKBONE_NAMES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL", "phi3_v": "Phi-3.5-V"}
 TRAIN_DETAIL_KEYS = (
     "data",
     "subsets",

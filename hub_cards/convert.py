@@ -21,12 +21,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from transformers import AutoTokenizer
 
 from vlm2vec_hf.hub_cards.adapter_conversion import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_WEIGHT_FILES,
-    REFERENCE_KEY_MAPPING,
     AdapterConversionError,
     merge_adapter_into_model,
     read_adapter,
@@ -49,7 +47,7 @@ def convert_backbone(
     out: str | os.PathLike,
     *,
     adapter: str | os.PathLike | None = None,
-    key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING,
+    key_mapping: Sequence[tuple[str, str]] | None = None,
     position_ids_mode: str = "reference",
     prompt_format: str = "v1",
     min_pixels: int = PUBLISHED_MIN_PIXELS,
@@ -61,11 +59,14 @@ def convert_backbone(
 ) -> Path:
     """Write a VLM2Vec model folder at `out` from the backbone checkpoint at `base` (folder or Hub id).
 
-    The weights are loaded with the backbone's own transformers class (which converts legacy key layouts) and saved
+    The backbone family (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V) is detected from `base`'s `config.json`; the weights are
+    loaded with its key mapping (Qwen: its own transformers class, which converts legacy key layouts; Phi-3.5-V: the
+    original names onto `Phi3Model` + `CLIPVisionModel` + glue, an unmapped key being an error) and saved
     under `vlm.*`; the tokenizer and image-processor settings come from `base`, with the given pixel bounds
     (`min_pixels` / `max_pixels`, in pixels), `max_length` (tokens, None: no truncation) and `image_resize`
     ((width, height) every image is resized to first, the V1 protocol; None: none). With `adapter`, the
-    published-style adapter folder there is merged into the weights first (keys renamed by `key_mapping`, merged
+    published-style adapter folder there is merged into the weights first (keys renamed by `key_mapping`, by default
+    the family's `adapter_key_mapping`, merged
     in fp32, stored in `dtype`), and the saved file is re-read to check that it holds the merged weights.
     """
     out = Path(out)
@@ -75,10 +76,14 @@ def convert_backbone(
         raise ValueError(f"{adapter} was written by `vlm2vec train`: merge it with `convert(...)` / `vlm2vec convert`")
     adapter_weights = read_adapter(adapter) if adapter is not None else None  # fail fast, before the base loads
     model = VLM2VecModel.from_backbone(base, position_ids_mode=position_ids_mode, dtype=dtype or "auto")
+    family = model.family
+    if key_mapping is None:
+        key_mapping = family.adapter_key_mapping
     merged = merge_adapter_into_model(model, adapter_weights, key_mapping) if adapter_weights is not None else {}
     processor = make_processor(
-        AutoTokenizer.from_pretrained(base),
+        family.load_tokenizer(base),
         base,
+        backbone_model_type=model.config.vlm_config.model_type,
         prompt_format=prompt_format,
         min_pixels=min_pixels,
         max_pixels=max_pixels,

@@ -13,7 +13,16 @@ VLM2VecConfig.register_for_auto_class()
 VLM2VecModel.register_for_auto_class("AutoModel")
 VLM2VecProcessor.register_for_auto_class("AutoProcessor")
 
-CODE_FILES = ("configuration_vlm2vec.py", "modeling_vlm2vec.py", "processing_vlm2vec.py")
+CODE_FILES = (
+    "configuration_vlm2vec.py",
+    "modeling_vlm2vec.py",
+    "processing_vlm2vec.py",
+    # The backbone families (relative imports of the three above; `save_pretrained` copies them too).
+    "backbones.py",
+    "backbone_common.py",
+    "backbone_qwen2_vl.py",
+    "backbone_phi3_v.py",
+)
 
 __all__ = [
     "CODE_FILES",

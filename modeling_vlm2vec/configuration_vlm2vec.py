@@ -7,18 +7,21 @@ This file is copied verbatim into every VLM2Vec model repository on the Hub, so 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .backbones import family_of
+
 POOLING_MODES = ("last", "eos")
 POSITION_IDS_MODES = ("reference", "native")
 
 
 class VLM2VecConfig(PreTrainedConfig):
     r"""
-    Configuration of [`VLM2VecModel`]: a backbone vision-language model (Qwen2-VL or Qwen2.5-VL) whose final hidden
-    state at the last non-padding token, optionally L2-normalised, is the embedding.
+    Configuration of [`VLM2VecModel`]: a backbone vision-language model (Qwen2-VL, Qwen2.5-VL or Phi-3.5-V) whose
+    final hidden state at the last non-padding token, optionally L2-normalised, is the embedding.
 
     Args:
         vlm_config (`dict` or `PreTrainedConfig`):
-            The configuration of the wrapped backbone (`model_type` `qwen2_vl` or `qwen2_5_vl`).
+            The configuration of the wrapped backbone (`model_type` `qwen2_vl`, `qwen2_5_vl` or `phi3_v`; see
+            `backbones.py`).
         pooling (`str`, defaults to `"last"`):
             `"last"` or its alias `"eos"`: pool the last token whose attention mask is 1. No EOS token is appended;
             the reference VLM2Vec uses the two names for the same thing.
@@ -60,6 +63,7 @@ class VLM2VecConfig(PreTrainedConfig):
                     "type": "image",
                 }
             }
+        family_of(self.vlm_config)  # an unsupported backbone fails here, naming its model_type
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
         if self.position_ids_mode not in POSITION_IDS_MODES:

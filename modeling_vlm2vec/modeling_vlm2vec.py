@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.image_utils import load_image
 from transformers.pipelines import ImageFeatureExtractionPipeline
 from transformers.utils import ModelOutput
 
+from .backbones import all_no_split_modules, family_of
 from .configuration_vlm2vec import VLM2VecConfig
 
 
@@ -119,29 +120,13 @@ def length_groups(lengths: list[int]) -> list[list[int]]:
     return groups
 
 
-def _rows_of_media(token_counts: list[int], per_item_tokens: list[int]) -> list[list[int]] | None:
-    """Which media items (images or videos, in batch order) belong to each row, from each row's placeholder-token
-    count and each item's token count; None if they do not add up."""
-    rows, item = [], 0
-    for count in token_counts:
-        taken = []
-        while count > 0 and item < len(per_item_tokens):
-            count -= per_item_tokens[item]
-            taken.append(item)
-            item += 1
-        if count != 0:
-            return None
-        rows.append(taken)
-    return rows if item == len(per_item_tokens) else None
-
-
 class VLM2VecPreTrainedModel(PreTrainedModel):
     config_class = VLM2VecConfig
     config: VLM2VecConfig
     base_model_prefix = "vlm2vec"
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["Qwen2VLDecoderLayer", "Qwen2VLVisionBlock", "Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"]
+    _no_split_modules = all_no_split_modules()
     _skip_keys_device_placement = "past_key_values"
     _supports_sdpa = True
     _supports_flash_attn = True
@@ -196,8 +181,9 @@ def _read_adapter_weights(peft_model_id: str, kwargs: dict) -> dict[str, torch.T
 
 class VLM2VecModel(VLM2VecPreTrainedModel):
     r"""
-    A backbone vision-language model (`self.vlm`, a stock transformers `Qwen2VLModel` / `Qwen2_5_VLModel` built from
-    `config.vlm_config`) with last-token pooling. Returns a [`VLM2VecModelOutput`] whose `embeddings` are
+    A backbone vision-language model (`self.vlm`, built from `config.vlm_config` by its family in `backbones.py`:
+    a stock transformers `Qwen2VLModel` / `Qwen2_5_VLModel`, or the Phi-3.5-V `Phi3VModel`) with last-token
+    pooling. Returns a [`VLM2VecModelOutput`] whose `embeddings` are
     `(batch_size, hidden_size)`.
 
     Inputs are what [`VLM2VecProcessor`] produces: raw VLM2Vec prompt strings (no chat template), each
@@ -206,7 +192,9 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
 
     def __init__(self, config: VLM2VecConfig):
         super().__init__(config)
-        self.vlm = AutoModel.from_config(config.vlm_config)
+        self.family = family_of(config.vlm_config)
+        self._no_split_modules = list(self.family.no_split_modules)
+        self.vlm = self.family.build_backbone(config.vlm_config)
         self.post_init()
 
     def get_input_embeddings(self) -> torch.nn.Module:
@@ -230,16 +218,21 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         position_ids_mode: str = "reference",
         **from_pretrained_kwargs,
     ) -> VLM2VecModel:
-        """Wrap a stock Qwen2-VL / Qwen2.5-VL checkpoint (folder, Hub id or loaded model) as a VLM2Vec model.
+        """Wrap a backbone checkpoint (folder, Hub id or loaded model) as a VLM2Vec model.
 
-        The backbone is loaded with its own transformers class, so legacy key layouts (`model.layers.*`,
-        `visual.*`, as Hub Qwen2-VL checkpoints store them) are converted; `lm_head` is not needed and is dropped.
+        The family is detected from the checkpoint's `config.json` (`model_type`), and its `load_backbone` maps
+        the published key layout onto our modules (Qwen2-VL: its own transformers class; Phi-3.5-V: the original
+        parameter names onto `Phi3Model` + `CLIPVisionModel` + glue). `lm_head` is not needed and is dropped.
         `from_pretrained_kwargs` (e.g. `dtype`, `attn_implementation`, `revision`) go to that load.
         """
         if isinstance(backbone, PreTrainedModel):
             vlm = backbone.model if hasattr(backbone, "lm_head") else backbone
         else:
-            vlm = AutoModel.from_pretrained(backbone, **from_pretrained_kwargs)
+            hub_keys = ("revision", "token", "cache_dir", "local_files_only", "subfolder")
+            original, _ = PreTrainedConfig.get_config_dict(
+                backbone, **{key: value for key, value in from_pretrained_kwargs.items() if key in hub_keys}
+            )
+            vlm = family_of(original).load_backbone(backbone, **from_pretrained_kwargs)
         config = cls.config_class(
             vlm_config=vlm.config, pooling=pooling, normalize=normalize, position_ids_mode=position_ids_mode
         )
@@ -258,6 +251,7 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         pixel_values_videos: torch.Tensor | None = None,
         video_grid_thw: torch.LongTensor | None = None,
         mm_token_type_ids: torch.IntTensor | None = None,
+        image_sizes: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
@@ -268,9 +262,10 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         Args:
             input_ids: `(batch_size, sequence_length)` token ids, image pads already expanded.
             attention_mask: `(batch_size, sequence_length)`; padding may be on either side.
-            pixel_values: `(total_patches, channels * temporal_patch * patch * patch)` flattened patches of every
-                image in the batch, in row order.
-            image_grid_thw: `(num_images, 3)` patch grid (t, h, w) of each image.
+            pixel_values: Qwen2-VL: `(total_patches, channels * temporal_patch * patch * patch)` flattened patches
+                of every image in the batch, in row order. Phi-3.5-V: `(num_images, crops, 3, 336, 336)`.
+            image_grid_thw: Qwen2-VL: `(num_images, 3)` patch grid (t, h, w) of each image.
+            image_sizes: Phi-3.5-V: `(num_images, 2)` HD size (height, width) of each image.
             mm_token_type_ids: `(batch_size, sequence_length)`, 1 for image and 2 for video tokens. Only used when
                 `config.position_ids_mode == "native"`.
             position_ids: explicit positions; if given they override `config.position_ids_mode`.
@@ -287,6 +282,7 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
             "pixel_values_videos": pixel_values_videos,
             "video_grid_thw": video_grid_thw,
             "mm_token_type_ids": mm_token_type_ids,
+            "image_sizes": image_sizes,
             "position_ids": position_ids,
         }
         sub_batches = None
@@ -324,6 +320,8 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
             # The backbone only builds 3-D M-RoPE positions when none are given; with explicit 1-D positions it
             # does not need the multimodal token types.
             inputs["mm_token_type_ids"] = None
+        # Only what is given goes to the backbone: each family takes its own media inputs.
+        inputs = {key: value for key, value in inputs.items() if value is not None}
         outputs = self.vlm(
             **inputs,
             inputs_embeds=inputs_embeds,
@@ -350,31 +348,15 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         groups = length_groups(lengths)
         if len(groups) == 1:
             return None
-        media = {}
-        for kind, grid_key, values_key, token_id in (
-            ("image", "image_grid_thw", "pixel_values", self.config.vlm_config.image_token_id),
-            ("video", "video_grid_thw", "pixel_values_videos", getattr(self.config.vlm_config, "video_token_id", None)),
-        ):
-            grid = inputs[grid_key]
-            if grid is None:
-                continue
-            if inputs["input_ids"] is None or inputs[values_key] is None or token_id is None:
-                return None
-            merge = self.config.vlm_config.vision_config.spatial_merge_size**2
-            patches = grid.prod(dim=-1).tolist()
-            per_row = _rows_of_media(
-                (inputs["input_ids"] == token_id).sum(dim=1).tolist(), [count // merge for count in patches]
-            )
-            if per_row is None:
-                return None
-            starts = [0]
-            for count in patches:
-                starts.append(starts[-1] + count)
-            media[kind] = (grid_key, values_key, per_row, starts)
+        if inputs["input_ids"] is None and any(inputs.get(key) is not None for key in self.family.media_input_keys):
+            return None
+        media = self.family.sub_batch_media(self.config.vlm_config, inputs, groups)
+        if media is None:
+            return None
 
         real = attention_mask.bool()
         sub_batches = []
-        for group in groups:
+        for group, group_media in zip(groups, media):
             rows = torch.tensor(group, device=attention_mask.device)
             columns = real[rows].any(dim=0).nonzero()
             start, end = int(columns[0]), int(columns[-1]) + 1
@@ -385,13 +367,7 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
             if position_ids is not None:  # (batch, seq) or (axes, batch, seq)
                 position_ids = position_ids[..., rows, :][..., start:end]
             sub["position_ids"] = position_ids
-            for grid_key, values_key in (("image_grid_thw", "pixel_values"), ("video_grid_thw", "pixel_values_videos")):
-                sub[grid_key] = sub[values_key] = None
-            for grid_key, values_key, per_row, starts in media.values():
-                items = [item for row in group for item in per_row[row]]
-                if items:
-                    sub[grid_key] = inputs[grid_key][items]
-                    sub[values_key] = torch.cat([inputs[values_key][starts[i] : starts[i + 1]] for i in items])
+            sub.update(group_media)
             sub_batches.append(sub)
         return sub_batches
 

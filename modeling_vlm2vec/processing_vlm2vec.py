@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from transformers import AutoImageProcessor, AutoTokenizer
+from transformers import AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-IMAGE_TOKEN = "<|image_pad|>"
-# MMEB stores prompts with the Phi-3-V tag; every non-Phi backbone swaps it for its own image token.
-MMEB_IMAGE_TAG = "<|image_1|>"
-PROMPT_FORMATS = ("v1", "v2")
+from .backbone_common import MMEB_IMAGE_TAG, PROMPT_FORMATS, PromptRowError, format_prompt
+from .backbone_qwen2_vl import IMAGE_TOKEN
+from .backbones import DEFAULT_MODEL_TYPE, get_family
+
 # The reference resizes an image with a side under 28 px to 56 x 56 before the processor sees it.
 MIN_IMAGE_SIDE = 28
 SMALL_IMAGE_RESIZE = (56, 56)
@@ -38,15 +38,6 @@ ImageLike = Image.Image | str | os.PathLike | np.ndarray
 
 class ImageInputError(ValueError):
     """An image that cannot be turned into model input; the message names the image."""
-
-
-class PromptRowError(ValueError):
-    """A batch row that cannot be turned into model input; `row` is its index in the batch."""
-
-    def __init__(self, row: int, message: str):
-        super().__init__(f"row {row}: {message}")
-        self.row = row
-        self.detail = message
 
 
 def open_image_file(path: str | os.PathLike) -> Image.Image:
@@ -81,15 +72,16 @@ def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 
 
-def to_reference_rgb(image: Image.Image) -> Image.Image:
-    """Apply the reference's image preparation: the under-28-px resize, then PIL `convert("RGB")`.
+def to_reference_rgb(image: Image.Image, resize_small: bool = True) -> Image.Image:
+    """Apply the reference's image preparation: the under-28-px resize (Qwen2-VL only: `resize_small`), then PIL
+    `convert("RGB")`.
 
     `convert("RGB")` drops an alpha channel (keeping the colour under transparent pixels), as transformers 4.52 did;
     transformers 5 composites on white instead, which changes embeddings.
     """
     if image.width == 0 or image.height == 0:
         raise ImageInputError(f"image has zero size ({image.width}x{image.height})")
-    if image.width < MIN_IMAGE_SIDE or image.height < MIN_IMAGE_SIDE:
+    if resize_small and (image.width < MIN_IMAGE_SIDE or image.height < MIN_IMAGE_SIDE):
         image = image.resize(SMALL_IMAGE_RESIZE)
     if image.mode in HIGH_BIT_DEPTH_MODES:
         image = _high_bit_depth_to_8bit(image)
@@ -101,7 +93,7 @@ def to_reference_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
-def load_image(image: ImageLike) -> Image.Image:
+def load_image(image: ImageLike, resize_small: bool = True) -> Image.Image:
     """Turn a PIL image, an image file path or an `(H, W[, C])` uint8 array into a reference-prepared RGB image."""
     if isinstance(image, (str, os.PathLike)):
         image = open_image_file(image)
@@ -111,60 +103,30 @@ def load_image(image: ImageLike) -> Image.Image:
         image = Image.fromarray(image)
     elif not isinstance(image, Image.Image):
         raise ImageInputError(f"expected a PIL image, an image file path or a uint8 array, got {type(image).__name__}")
-    return to_reference_rgb(image)
-
-
-def format_prompt(
-    text: str | None,
-    instruction: str | None = None,
-    num_images: int = 0,
-    prompt_format: str = "v1",
-    image_token: str = IMAGE_TOKEN,
-) -> str:
-    """Build the raw prompt string the reference VLM2Vec feeds its backbone.
-
-    V1 (the reference's `process_input_text`): `instruction`, then `" " + text`, then the image token and one space
-    in front, e.g. `"<|image_pad|> Represent the given image with the following question: What is in the image"`.
-    V2 (the MMEB-V2 evaluation rule for image queries): `"<|image_pad|>\\n" + instruction + " " + text + "\\n"`,
-    with every `" \\n"` collapsed to `"\\n"`. Without an instruction both formats give the raw text (with the image
-    token and a space in front when there is an image), as the reference embeds its candidates.
-
-    A `text` that already holds image placeholders (`<|image_pad|>`, or MMEB's `<|image_1|>`) is a complete prompt:
-    it is used as is, with MMEB tags swapped for `image_token`.
-    """
-    if prompt_format not in PROMPT_FORMATS:
-        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
-    text = text or ""
-    instruction = instruction or ""
-    if MMEB_IMAGE_TAG in text or image_token in text:
-        if instruction:
-            raise ValueError("a text that already holds image placeholders is a complete prompt; pass no instruction")
-        return text.replace(MMEB_IMAGE_TAG, image_token)
-    image_prefix = " ".join([image_token] * num_images)
-    if prompt_format == "v2" and instruction:
-        body = " ".join(part for part in (instruction.strip(), text) if part)
-        prompt = f"{image_prefix}\n{body}\n" if image_prefix else f"{body}\n"
-        return prompt.replace(" \n", "\n")
-    return " ".join(part for part in (image_prefix, instruction, text) if part)
+    return to_reference_rgb(image, resize_small)
 
 
 class VLM2VecProcessor(ProcessorMixin):
     r"""
     Prompt strings and images in, [`VLM2VecModel`] inputs out.
 
-    Wraps a Qwen2 tokenizer and the PIL Qwen2-VL image processor (the reference's bicubic resize; the torchvision
-    backend differs by up to 9e-3). Images go through [`to_reference_rgb`] first. Needs no torchvision and no video
-    processor.
+    What differs between backbones (image token, prompt splitting, image processing, truncation) is asked of the
+    backbone family (`backbones.py`, chosen by `backbone_model_type`). Qwen2-VL: a Qwen2 tokenizer and the PIL
+    Qwen2-VL image processor (the reference's bicubic resize; the torchvision backend differs by up to 9e-3).
+    Phi-3.5-V: the Llama-style `tokenizer.json` (the `tokenizers` pipeline) and `Phi3VImageProcessor`. Images go
+    through [`to_reference_rgb`] first. Needs no torchvision and no video processor.
 
     Args:
-        image_processor: a `Qwen2VLImageProcessorPil`; its `size` holds the `min_pixels` / `max_pixels` bounds.
-        tokenizer: the backbone's Qwen2 tokenizer.
+        image_processor: Qwen2-VL: a `Qwen2VLImageProcessorPil`, whose `size` holds the `min_pixels` / `max_pixels`
+            bounds. Phi-3.5-V: a `Phi3VImageProcessor` (`num_crops`).
+        tokenizer: the backbone's tokenizer.
         prompt_format (`str`, defaults to `"v1"`): how [`format_prompt`] joins instruction, text and image.
         max_length (`int`, *optional*): right-truncate every row to this many tokens (image tokens included).
             `None` keeps every token, as the published V2 evaluation does.
         image_resize (`[width, height]`, *optional*): resize every image to exactly this size (PIL bicubic, aspect
             ratio not kept) before the image processor, as the V1 reference does (`image_resolution="high"`:
             1344x1344) for the published VLM2Vec-Qwen2VL models. `None` (default) leaves sizing to the pixel bounds.
+        backbone_model_type (`str`, defaults to `"qwen2_vl"`): the backbone's `model_type`, which picks its family.
     """
 
     def __init__(
@@ -175,6 +137,7 @@ class VLM2VecProcessor(ProcessorMixin):
         prompt_format: str = "v1",
         max_length: int | None = None,
         image_resize: Sequence[int] | None = None,
+        backbone_model_type: str = DEFAULT_MODEL_TYPE,
         **kwargs,
     ):
         if prompt_format not in PROMPT_FORMATS:
@@ -184,16 +147,19 @@ class VLM2VecProcessor(ProcessorMixin):
         self.prompt_format = prompt_format
         self.max_length = max_length
         self.image_resize = list(image_resize) if image_resize is not None else None
-        self.image_token = IMAGE_TOKEN
+        self.backbone_model_type = backbone_model_type
+        self.family = get_family(backbone_model_type)
+        self.image_token = self.family.image_token
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
-        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        self.image_token_id = self.family.image_token_id(tokenizer)
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         # Saved processor files do not record the PIL backend, so it is chosen here on every load.
         kwargs.pop("subfolder", None)
         hub_kwargs = {key: value for key, value in kwargs.items() if key != "backend"}
-        image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, backend="pil", **hub_kwargs)
+        model_type = (processor_dict or {}).get("backbone_model_type", DEFAULT_MODEL_TYPE)
+        image_processor = get_family(model_type).load_image_processor(pretrained_model_name_or_path, **hub_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         return [image_processor, tokenizer]
 
@@ -206,13 +172,13 @@ class VLM2VecProcessor(ProcessorMixin):
         return self.image_processor.size["longest_edge"]
 
     def format_prompt(self, text: str | None = None, instruction: str | None = None, num_images: int = 0) -> str:
-        """[`format_prompt`] with this processor's prompt format."""
-        return format_prompt(text, instruction, num_images, self.prompt_format, self.image_token)
+        """[`format_prompt`] with this processor's prompt format and its backbone's image placeholders."""
+        return self.family.format_prompt(text, instruction, num_images, self.prompt_format)
 
     def prepare_image(self, image: ImageLike) -> Image.Image:
         """[`load_image`], the fixed `image_resize` if set, then a check that the image processor accepts the shape
         (e.g. aspect ratio < 200)."""
-        image = load_image(image)
+        image = load_image(image, resize_small=self.family.resize_small_images)
         if self.image_resize is not None:
             image = image.resize(tuple(self.image_resize), Image.BICUBIC)
         try:
@@ -224,9 +190,8 @@ class VLM2VecProcessor(ProcessorMixin):
         return image
 
     def num_image_tokens(self, image: Image.Image) -> int:
-        """Merged visual tokens the backbone sees for a prepared image (`grid_h * grid_w / merge_size**2`)."""
-        patches = self.image_processor.get_number_of_image_patches(image.height, image.width, {})
-        return patches // self.image_processor.merge_size**2
+        """Image tokens the backbone sees for a prepared image."""
+        return self.family.num_image_tokens(self.image_processor, image)
 
     def __call__(
         self,
@@ -249,8 +214,10 @@ class VLM2VecProcessor(ProcessorMixin):
                 processor's own keywords (e.g. `max_pixels`). Any other keyword is a `TypeError`.
 
         Returns:
-            `input_ids`, `attention_mask`, `mm_token_type_ids` (`(batch, seq)`; 1 on image tokens), and with images
-            `pixel_values` (`(total_patches, 3 * 2 * 14 * 14)`) and `image_grid_thw` (`(num_images, 3)`).
+            Qwen2-VL: `input_ids`, `attention_mask`, `mm_token_type_ids` (`(batch, seq)`; 1 on image tokens), and
+            with images `pixel_values` (`(total_patches, 3 * 2 * 14 * 14)`) and `image_grid_thw` (`(num_images, 3)`).
+            Phi-3.5-V: `input_ids` (`-N` on the positions of a row's N-th image), `attention_mask`, and with images
+            `pixel_values` (`(num_images, num_crops + 1, 3, 336, 336)`) and `image_sizes` (`(num_images, 2)`).
 
         Raises:
             ValueError: naming the row or image at fault, e.g. when truncation would cut into a row's image tokens.
@@ -267,11 +234,12 @@ class VLM2VecProcessor(ProcessorMixin):
         for row, prompt in enumerate(texts):
             if not isinstance(prompt, str):
                 raise PromptRowError(row, f"prompt must be a string, got {type(prompt).__name__}")
-        texts = [prompt.replace(MMEB_IMAGE_TAG, self.image_token) for prompt in texts]
+        if MMEB_IMAGE_TAG != self.image_token:
+            texts = [prompt.replace(MMEB_IMAGE_TAG, self.image_token) for prompt in texts]
         if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)):
             images = [images]
         images = list(images or [])
-        placeholders = [prompt.count(self.image_token) for prompt in texts]
+        placeholders = [self.family.count_placeholders(prompt) for prompt in texts]
         if sum(placeholders) != len(images):
             raise ValueError(
                 f"the prompts hold {sum(placeholders)} image placeholders (per row: {placeholders}) "
@@ -284,41 +252,7 @@ class VLM2VecProcessor(ProcessorMixin):
                 prepared.append(self.prepare_image(image))
             except ValueError as error:
                 raise ImageInputError(f"image {index}: {error}") from error
-        image_inputs = self.image_processor(prepared, return_tensors="pt", **images_kwargs) if prepared else {}
-        merge = self.image_processor.merge_size**2
-        tokens_per_image = [int(grid.prod()) // merge for grid in image_inputs.get("image_grid_thw", [])]
-
-        expanded, expected_image_tokens, next_image = [], [], 0
-        for prompt, count in zip(texts, placeholders):
-            pieces = prompt.split(self.image_token)
-            row_tokens = tokens_per_image[next_image : next_image + count]
-            next_image += count
-            expanded.append(pieces[0] + "".join(self.image_token * n + rest for n, rest in zip(row_tokens, pieces[1:])))
-            expected_image_tokens.append(sum(row_tokens))
-
-        max_length = text_kwargs.pop("max_length", self.max_length)
-        truncation = text_kwargs.pop("truncation", max_length is not None)
-        text_kwargs.setdefault("padding", True)
-        encoding = self._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
-        found = [row.count(self.image_token_id) for row in encoding["input_ids"]]
-        for row, (seen, expected) in enumerate(zip(found, expected_image_tokens)):
-            if seen != expected:
-                raise PromptRowError(
-                    row,
-                    f"its images need {expected} image tokens but {seen} fit in max_length={max_length}; "
-                    "raise max_length (max_seq_length) or lower max_pixels",
-                )
-        data = {
-            "input_ids": encoding["input_ids"],
-            "attention_mask": encoding["attention_mask"],
-            "mm_token_type_ids": [
-                (np.asarray(row) == self.image_token_id).astype(np.int32)
-                if return_tensors
-                else [int(token == self.image_token_id) for token in row]
-                for row in encoding["input_ids"]
-            ],
-            **image_inputs,
-        }
+        data = self.family.encode(self, texts, prepared, text_kwargs, images_kwargs, return_tensors)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     def _split_call_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -361,7 +295,17 @@ class VLM2VecProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw"]
+        return self.family.model_input_names()
 
 
-__all__ = ["VLM2VecProcessor", "PromptRowError", "format_prompt", "load_image", "to_reference_rgb", "ImageInputError"]
+__all__ = [
+    "IMAGE_TOKEN",
+    "MMEB_IMAGE_TAG",
+    "PROMPT_FORMATS",
+    "ImageInputError",
+    "PromptRowError",
+    "VLM2VecProcessor",
+    "format_prompt",
+    "load_image",
+    "to_reference_rgb",
+]

@@ -34,6 +34,7 @@ MODEL_INPUT_KEYS = (
     "image_grid_thw",
     "pixel_values_videos",
     "video_grid_thw",
+    "image_sizes",
 )
 
 

@@ -135,7 +135,11 @@ def test_merge_command_writes_a_full_folder_with_the_adapter_embeddings(tiny_ran
 
 @pytest.mark.parametrize(
     ("size", "family", "hidden", "layers", "vision_type"),
-    [("tiny", "qwen2_5_vl", 64, 2, "qwen2_5_vl_vision"), ("mid", "qwen2_vl", 512, 12, "qwen2_vl_vision")],
+    [
+        ("tiny", "qwen2_5_vl", 64, 2, "qwen2_5_vl_vision"),
+        ("mid", "qwen2_vl", 512, 12, "qwen2_vl_vision"),
+        ("tiny", "phi3_v", 64, 2, "clip_vision_model"),
+    ],
 )
 def test_init_writes_the_requested_size_and_family(tmp_path, size, family, hidden, layers, vision_type):
     out = tmp_path / "init"
@@ -146,7 +150,8 @@ def test_init_writes_the_requested_size_and_family(tmp_path, size, family, hidde
     assert config["text_config"]["num_hidden_layers"] == layers
     assert config["vision_config"]["model_type"] == vision_type
     model = load(out)
-    assert type(model[0].model.vlm).__name__ == {"qwen2_vl": "Qwen2VLModel", "qwen2_5_vl": "Qwen2_5_VLModel"}[family]
+    names = {"qwen2_vl": "Qwen2VLModel", "qwen2_5_vl": "Qwen2_5_VLModel", "phi3_v": "Phi3VModel"}
+    assert type(model[0].model.vlm).__name__ == names[family]
     embeddings = model.encode(["a red bus", str(BUNDLED_IMAGES / "flower_90x60.png")])
     assert embeddings.shape == (2, hidden)
     assert torch.isfinite(torch.as_tensor(embeddings)).all()

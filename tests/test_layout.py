@@ -15,6 +15,10 @@ HUB_SHIPPED = {
     "modeling_vlm2vec/configuration_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/modeling_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/processing_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
+    "modeling_vlm2vec/backbones.py": {"torch", "transformers", "numpy", "PIL"},
+    "modeling_vlm2vec/backbone_common.py": {"torch", "transformers", "numpy", "PIL"},
+    "modeling_vlm2vec/backbone_qwen2_vl.py": {"torch", "transformers", "numpy", "PIL"},
+    "modeling_vlm2vec/backbone_phi3_v.py": {"torch", "transformers", "numpy", "PIL"},
     # peft and safetensors only when a folder holds a LoRA / DoRA adapter (imported inside that function).
     "st_module/vlm2vec_st.py": {
         "torch",

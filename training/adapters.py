@@ -9,22 +9,27 @@ names would also reach Qwen2.5-VL's vision MLP, so the targets are a regex scope
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel
 
 from vlm2vec_hf.compat import check_peft_compatible
+from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
 
-REFERENCE_TARGET_MODULES = (
-    "qkv_proj,o_proj,gate_up_proj,down_proj,k_proj,q_proj,out_proj,v_proj,gate_proj,up_proj"  # main defaults
-)
+# The reference `main` defaults, as the Qwen2-VL family lists them.
+REFERENCE_TARGET_MODULES = ",".join(QWEN2_VL.lora_target_modules)
 
 
-def language_model_regex(target_modules: str | list[str]) -> str:
-    """A peft `target_modules` regex matching these module names inside the LLM only (never the vision tower)."""
+def language_model_regex(target_modules: str | list[str], scopes: Sequence[str] = ("language_model",)) -> str:
+    """A peft `target_modules` regex matching these module names inside `scopes` only: the LLM by default (never
+    the vision tower); a backbone family may add its own (Phi-3.5-V: the CLIP tower, as the v1 reference does)."""
     names = target_modules.split(",") if isinstance(target_modules, str) else list(target_modules)
     names = sorted({name.strip() for name in names if name.strip()})
-    return rf".*language_model\..*\.({'|'.join(names)})$"
+    within = "|".join(re.escape(scope) for scope in scopes)
+    prefix = rf"(?:{within})" if len(scopes) > 1 else within
+    return rf".*{prefix}\..*\.({'|'.join(names)})$"
 
 
 def reference_lora_config(
@@ -33,19 +38,20 @@ def reference_lora_config(
     lora_dropout: float = 0.1,
     target_modules: str | list[str] = REFERENCE_TARGET_MODULES,
     use_dora: bool = True,
+    scopes: Sequence[str] = ("language_model",),
 ) -> LoraConfig:
     """The reference's adapter configuration (DoRA, gaussian init), targets scoped to the language model.
 
     Every adapter the project attaches (`model.add_adapter(reference_lora_config(...))`) is built here, so this
     first checks that the installed peft is new enough for transformers' `add_adapter` (one clear error instead
-    of a failure deep inside training).
+    of a failure deep inside training). `scopes`: the backbone family's `lora_module_scopes`.
     """
     check_peft_compatible()
     return LoraConfig(
         r=r,
         lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
-        target_modules=language_model_regex(target_modules),
+        target_modules=language_model_regex(target_modules, scopes),
         init_lora_weights="gaussian",
         use_dora=use_dora,
     )

@@ -67,6 +67,8 @@ def load_model(config: TrainConfig) -> SentenceTransformer:
                 lora_dropout=config.lora_dropout,
                 target_modules=config.lora_target_modules,
                 use_dora=config.use_dora,
+                # Folders written before backbone families existed hold Qwen2-VL models: LLM only.
+                scopes=getattr(getattr(model[0].model, "family", None), "lora_module_scopes", ("language_model",)),
             )
         )
     return model

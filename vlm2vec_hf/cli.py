@@ -102,7 +102,7 @@ def _add_init(subparsers) -> None:
     )
     parser.add_argument("--out", required=True)
     parser.add_argument("--size", choices=["tiny", "mid"], default="tiny")
-    parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl"], default="qwen2_vl")
+    parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl", "phi3_v"], default="qwen2_vl")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-pixels", type=int, default=PUBLISHED_MIN_PIXELS)
     parser.add_argument("--max-pixels", type=int, default=PUBLISHED_MAX_PIXELS)

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
-from transformers import AutoImageProcessor, PreTrainedTokenizerBase
-from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+from transformers import PreTrainedTokenizerBase
 
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel, VLM2VecProcessor
+from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, get_family
 from vlm2vec_hf.st_module import MODULE_TYPE, VLM2VecEncoder, default_prompts
 
 # VLM2Vec-V2.0 (and the reference `main` defaults): Qwen smart-resize within [28*28*4, 28*28*1280] pixels,
@@ -39,18 +39,22 @@ def make_processor(
     max_pixels: int = PUBLISHED_MAX_PIXELS,
     max_length: int | None = None,
     image_resize: tuple[int, int] | None = None,
+    backbone_model_type: str = DEFAULT_MODEL_TYPE,
 ) -> VLM2VecProcessor:
-    """A `VLM2VecProcessor` with the PIL image processor of `image_processor_source` (or Qwen2-VL's defaults)."""
+    """A `VLM2VecProcessor` with the image processor of `image_processor_source` (or the family's defaults), as the
+    backbone family of `backbone_model_type` builds it (Qwen2-VL: PIL, within the pixel bounds)."""
     if min_pixels > max_pixels:
         raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
-    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
     tokenizer.chat_template = None  # VLM2Vec feeds raw prompt strings; a backbone's chat template would mislead
-    if image_processor_source is None:
-        image_processor = Qwen2VLImageProcessorPil(size=size)
-    else:
-        image_processor = AutoImageProcessor.from_pretrained(image_processor_source, backend="pil", size=size)
+    family = get_family(backbone_model_type)
+    image_processor = family.conversion_image_processor(image_processor_source, min_pixels, max_pixels)
     return VLM2VecProcessor(
-        image_processor, tokenizer, prompt_format=prompt_format, max_length=max_length, image_resize=image_resize
+        image_processor,
+        tokenizer,
+        prompt_format=prompt_format,
+        max_length=max_length,
+        image_resize=image_resize,
+        backbone_model_type=backbone_model_type,
     )
 
 

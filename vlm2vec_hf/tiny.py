@@ -1,4 +1,4 @@
-"""Small random Qwen2-VL / Qwen2.5-VL backbones for tests, demos and benchmarks (no download needed).
+"""Small random Qwen2-VL / Qwen2.5-VL / Phi-3.5-V backbones for tests, demos and benchmarks (no download needed).
 
 Their weights are random: embeddings from them carry no meaning, only shapes, batching, padding, save/load and
 speed can be checked with them.
@@ -10,16 +10,27 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from transformers import AutoModel, AutoTokenizer, PreTrainedConfig, PreTrainedTokenizerBase
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    CLIPVisionConfig,
+    Phi3Config,
+    PreTrainedConfig,
+    PreTrainedTokenizerBase,
+)
 from transformers.models.qwen2_5_vl import Qwen2_5_VLConfig
 from transformers.models.qwen2_vl import Qwen2VLConfig
 
+from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import Phi3VConfig
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
+
 ASSETS = Path(__file__).parent / "assets"
 TINY_TOKENIZER_DIR = ASSETS / "tiny-qwen2-tokenizer"
+TINY_PHI3V_TOKENIZER_DIR = ASSETS / "tiny-phi3v-tokenizer"
 BUNDLED_IMAGES = ASSETS / "images"
 
 BackboneSize = Literal["tiny", "mid"]
-BackboneFamily = Literal["qwen2_vl", "qwen2_5_vl"]
+BackboneFamily = Literal["qwen2_vl", "qwen2_5_vl", "phi3_v"]
 
 # hidden / layers / heads / kv heads / intermediate / mrope_section (sums to head_dim / 2) / vision depth / width.
 _SIZES = {
@@ -28,14 +39,50 @@ _SIZES = {
 }
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerBase:
-    """The bundled 3,014-token Qwen2-style tokenizer (Qwen2-VL special tokens at ids 3000-3013)."""
+def tiny_tokenizer(family: BackboneFamily = "qwen2_vl") -> PreTrainedTokenizerBase:
+    """The bundled 3,014-token Qwen2-style tokenizer (Qwen2-VL special tokens at ids 3000-3013), or for `phi3_v`
+    the 2,011-token Llama-style one (`<s>` BOS, Phi-3.5 chat tokens at 2000-2010, `<|endoftext|>` = pad)."""
+    if family == "phi3_v":
+        return get_family(family).load_tokenizer(TINY_PHI3V_TOKENIZER_DIR)
     return AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
 
 
+def _phi3v_config(shape: dict) -> Phi3VConfig:
+    """A Phi-3.5-V config of `shape` with the published CLIP geometry (336 px, patch 14: 12 x 12 merged tokens)."""
+    text = Phi3Config(
+        vocab_size=2064,
+        hidden_size=shape["hidden"],
+        intermediate_size=shape["intermediate"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        num_key_value_heads=shape["heads"],
+        max_position_embeddings=4096,
+        original_max_position_embeddings=4096,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e4},
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2000,
+        tie_word_embeddings=False,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=shape["width"],
+        intermediate_size=2 * shape["width"],
+        num_hidden_layers=shape["depth"],
+        num_attention_heads=max(2, shape["width"] // 64),
+        image_size=336,
+        patch_size=14,
+        hidden_act="quick_gelu",
+        layer_norm_eps=1e-5,
+    )
+    return Phi3VConfig(text_config=text, vision_config=vision)
+
+
 def backbone_config(size: BackboneSize = "tiny", family: BackboneFamily = "qwen2_vl") -> PreTrainedConfig:
-    """A Qwen2-VL or Qwen2.5-VL config of the given size, wired to the bundled tokenizer's special-token ids."""
+    """A Qwen2-VL, Qwen2.5-VL or Phi-3.5-V config of the given size, wired to the bundled tokenizer's special-token
+    ids."""
     shape = _SIZES[size]
+    if family == "phi3_v":
+        return _phi3v_config(shape)
     tokenizer = tiny_tokenizer()
     ids = {
         name: tokenizer.convert_tokens_to_ids(token)
@@ -94,14 +141,18 @@ def random_backbone(
     seed: int = 0,
     weight_std: float | None = 0.2,
 ) -> torch.nn.Module:
-    """A random base VLM (`Qwen2VLModel` / `Qwen2_5_VLModel`, no LM head).
+    """A random base VLM (`Qwen2VLModel` / `Qwen2_5_VLModel` / `Phi3VModel`, no LM head).
 
     With the default init (std 0.02) every input gets nearly the same embedding; `weight_std` re-draws every
     parameter with two or more dimensions from N(0, weight_std^2) with a seeded generator so embeddings differ.
     `None` keeps transformers' init.
     """
     torch.manual_seed(seed)
-    model = AutoModel.from_config(backbone_config(size, family), attn_implementation="eager")
+    config = backbone_config(size, family)
+    if isinstance(config, Phi3VConfig):  # no transformers Auto class: its family builds it
+        model = get_family(config.model_type).build_backbone(config)
+    else:
+        model = AutoModel.from_config(config, attn_implementation="eager")
     if weight_std is not None:
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
@@ -121,14 +172,15 @@ def write_random_model(
     overwrite: bool = False,
 ) -> Path:
     """Write a random-init VLM2Vec model folder (transformers' own init, to train from scratch); returns it.
-    Pixel bounds default to the published model's."""
+    Pixel bounds default to the published model's (Qwen2-VL; Phi-3.5-V sizes images by its HD transform)."""
     from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
     from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
 
     model = VLM2VecModel.from_backbone(random_backbone(size, family, seed=seed, weight_std=None))
     processor = make_processor(
-        tiny_tokenizer(),
+        tiny_tokenizer(family),
         min_pixels=min_pixels or PUBLISHED_MIN_PIXELS,
         max_pixels=max_pixels or PUBLISHED_MAX_PIXELS,
+        backbone_model_type=family,
     )
     return write_model_folder(model, processor, out, overwrite=overwrite)

@@ -1,0 +1,174 @@
+"""What every backbone family of a VLM2Vec model shares: the `BackboneFamily` interface and the prompt rule.
+
+A family (`backbone_qwen2_vl.py`, `backbone_phi3_v.py`) says how to build its backbone from `config.vlm_config`,
+how prompts name images, how images become pixel tensors, how prompts become token ids, which layers must not be
+split across devices, which linear layers LoRA adapts and how published checkpoint / adapter keys map onto our
+modules. `backbones.py` picks the family from `vlm_config.model_type`. This file is copied verbatim into every
+VLM2Vec model repository on the Hub, so it imports only `torch`, `transformers`, `numpy` and `PIL`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+
+PROMPT_FORMATS = ("v1", "v2")
+# MMEB stores prompts with the Phi-3-V tag; every other backbone swaps it for its own image token.
+MMEB_IMAGE_TAG = "<|image_1|>"
+NUMBERED_IMAGE_TAG = re.compile(r"<\|image_\d+\|>")
+
+
+def format_prompt(
+    text: str | None,
+    instruction: str | None = None,
+    num_images: int = 0,
+    prompt_format: str = "v1",
+    image_token: str = "<|image_pad|>",
+    image_tags: list[str] | None = None,
+) -> str:
+    """Build the raw prompt string the reference VLM2Vec feeds its backbone.
+
+    V1 (the reference's `process_input_text`): `instruction`, then `" " + text`, then the image token and one space
+    in front, e.g. `"<|image_pad|> Represent the given image with the following question: What is in the image"`.
+    V2 (the MMEB-V2 evaluation rule for image queries): `"<|image_pad|>\\n" + instruction + " " + text + "\\n"`,
+    with every `" \\n"` collapsed to `"\\n"`. Without an instruction both formats give the raw text (with the image
+    token and a space in front when there is an image), as the reference embeds its candidates.
+
+    `image_tags` (one per image) replaces the repeated `image_token` in front, e.g. Phi-3-V's numbered
+    `<|image_1|> <|image_2|>`. A `text` that already holds image placeholders (`image_token`, or MMEB's numbered
+    `<|image_N|>`) is a complete prompt: it is used as is, with MMEB's `<|image_1|>` swapped for `image_token`.
+    """
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+    text = text or ""
+    instruction = instruction or ""
+    if MMEB_IMAGE_TAG in text or image_token in text or NUMBERED_IMAGE_TAG.search(text):
+        if instruction:
+            raise ValueError("a text that already holds image placeholders is a complete prompt; pass no instruction")
+        return text.replace(MMEB_IMAGE_TAG, image_token)
+    tags = image_tags if image_tags is not None else [image_token] * num_images
+    image_prefix = " ".join(tags)
+    if prompt_format == "v2" and instruction:
+        body = " ".join(part for part in (instruction.strip(), text) if part)
+        prompt = f"{image_prefix}\n{body}\n" if image_prefix else f"{body}\n"
+        return prompt.replace(" \n", "\n")
+    return " ".join(part for part in (image_prefix, instruction, text) if part)
+
+
+class PromptRowError(ValueError):
+    """A batch row that cannot be turned into model input; `row` is its index in the batch."""
+
+    def __init__(self, row: int, message: str):
+        super().__init__(f"row {row}: {message}")
+        self.row = row
+        self.detail = message
+
+
+def rows_of_media(token_counts: list[int], per_item_tokens: list[int]) -> list[list[int]] | None:
+    """Which media items (images or videos, in batch order) belong to each row, from each row's placeholder-token
+    count and each item's token count; None if they do not add up."""
+    rows, item = [], 0
+    for count in token_counts:
+        taken = []
+        while count > 0 and item < len(per_item_tokens):
+            count -= per_item_tokens[item]
+            taken.append(item)
+            item += 1
+        if count != 0:
+            return None
+        rows.append(taken)
+    return rows if item == len(per_item_tokens) else None
+
+
+class BackboneFamily:
+    """The interface of one backbone family; subclasses fill in the attributes and methods.
+
+    Attributes:
+        model_types: the `vlm_config.model_type` values of this family.
+        image_token: the placeholder string a prompt holds for one image.
+        no_split_modules: layer class names `device_map="auto"` must keep on one device.
+        lora_target_modules: linear-layer names the reference's LoRA adapts (peft `target_modules`).
+        lora_module_scopes: module paths inside `vlm` whose linear layers those names may match.
+        adapter_key_mapping: `(pattern, replacement)` rules from published adapter keys to our parameter names.
+        media_input_keys: the model inputs that carry images / videos (besides `input_ids` / `attention_mask`).
+        resize_small_images: whether the reference resizes an image with a side under 28 px to 56 x 56 first.
+    """
+
+    model_types: tuple[str, ...] = ()
+    image_token: str = ""
+    no_split_modules: tuple[str, ...] = ()
+    lora_target_modules: tuple[str, ...] = ()
+    lora_module_scopes: tuple[str, ...] = ("language_model",)
+    adapter_key_mapping: tuple[tuple[str, str], ...] = ()
+    media_input_keys: tuple[str, ...] = ()
+    resize_small_images: bool = True
+
+    # --- model ---
+    def build_backbone(self, vlm_config) -> torch.nn.Module:
+        """A backbone with fresh weights from `vlm_config` (the weights come from `from_pretrained` afterwards)."""
+        raise NotImplementedError
+
+    def load_backbone(self, source, **from_pretrained_kwargs) -> torch.nn.Module:
+        """A backbone with weights from a published checkpoint folder / Hub id, keys mapped onto our modules."""
+        raise NotImplementedError
+
+    def sub_batch_media(self, vlm_config, inputs: dict[str, Any], groups: list[list[int]]) -> list[dict] | None:
+        """The media inputs of each row group of a padded batch (`groups`: row indices), or None if the media
+        cannot be assigned to rows (then the batch runs whole)."""
+        raise NotImplementedError
+
+    # --- processor ---
+    def image_tags(self, num_images: int) -> list[str]:
+        """The placeholders a prompt puts in front for `num_images` images."""
+        return [self.image_token] * num_images
+
+    def format_prompt(
+        self, text: str | None, instruction: str | None, num_images: int, prompt_format: str = "v1"
+    ) -> str:
+        """[`format_prompt`] with this family's image placeholders."""
+        return format_prompt(
+            text, instruction, num_images, prompt_format, self.image_token, self.image_tags(num_images)
+        )
+
+    def count_placeholders(self, prompt: str) -> int:
+        """How many images `prompt` stands for."""
+        return prompt.count(self.image_token)
+
+    def load_image_processor(self, source, **hub_kwargs):
+        """The image processor saved in `source` (a model folder or the backbone's own checkpoint)."""
+        raise NotImplementedError
+
+    def load_tokenizer(self, source, **hub_kwargs):
+        """The backbone checkpoint's tokenizer, as the reference tokenises (at conversion)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source, **hub_kwargs)
+
+    def conversion_image_processor(self, source, min_pixels: int, max_pixels: int):
+        """The image processor of backbone checkpoint `source` (None: the family's defaults), at conversion;
+        `min_pixels` / `max_pixels` bound the image size where the family resizes by pixel count."""
+        raise NotImplementedError
+
+    def image_token_id(self, tokenizer) -> int:
+        """The id `input_ids` hold on image positions."""
+        raise NotImplementedError
+
+    def encode(
+        self,
+        processor,
+        texts: list[str],
+        images: list,
+        text_kwargs: dict[str, Any],
+        images_kwargs: dict[str, Any],
+        return_tensors: str | None,
+    ) -> dict[str, Any]:
+        """Prompts (placeholders already checked against `images`) and prepared images -> model inputs."""
+        raise NotImplementedError
+
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", *self.media_input_keys]
+
+
+__all__ = ["BackboneFamily", "MMEB_IMAGE_TAG", "PROMPT_FORMATS", "PromptRowError", "format_prompt", "rows_of_media"]
