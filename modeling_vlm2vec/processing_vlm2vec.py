@@ -225,10 +225,12 @@ class VLM2VecProcessor(ProcessorMixin):
         """
         text_kwargs, images_kwargs = self._split_call_kwargs(kwargs)
         return_tensors = text_kwargs.pop("return_tensors", "pt")
+        if text is None and images is None:
+            raise ValueError("give text, images, or both")
+        if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)):
+            images = [images]
+        images = list(images or [])
         if text is None:
-            if images is None:
-                raise ValueError("give text, images, or both")
-            images = [images] if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)) else list(images)
             text = [self.format_prompt(num_images=1)] * len(images)
         texts = [text] if isinstance(text, str) else list(text)
         for row, prompt in enumerate(texts):
@@ -236,9 +238,6 @@ class VLM2VecProcessor(ProcessorMixin):
                 raise PromptRowError(row, f"prompt must be a string, got {type(prompt).__name__}")
         if MMEB_IMAGE_TAG != self.image_token:
             texts = [prompt.replace(MMEB_IMAGE_TAG, self.image_token) for prompt in texts]
-        if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)):
-            images = [images]
-        images = list(images or [])
         placeholders = [self.family.count_placeholders(prompt) for prompt in texts]
         if sum(placeholders) != len(images):
             raise ValueError(
