@@ -1,5 +1,5 @@
-"""`vlm2vec convert`: a stock Qwen2-VL / Qwen2.5-VL checkpoint (optionally plus a LoRA / DoRA adapter) as a
-complete VLM2Vec model folder.
+"""`vlm2vec convert`: a stock Qwen2-VL / Qwen2.5-VL / Phi-3.5-V / LLaVA-Next checkpoint (optionally plus a LoRA /
+DoRA adapter) as a complete VLM2Vec model folder.
 
 * `convert_backbone(base, out)`: wrap the backbone as is.
 * `convert_backbone(base, out, adapter=FOLDER)`: also merge a published-style adapter (the reference's key layout,
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from transformers.core_model_loading import revert_weight_conversion
 
 from vlm2vec_hf.hub_cards.adapter_conversion import (
     ADAPTER_CONFIG_FILE,
@@ -56,6 +57,7 @@ def convert_backbone(
     image_resize: tuple[int, int] | None = None,
     dtype: torch.dtype | str | None = None,
     overwrite: bool = False,
+    processor_source: str | os.PathLike | None = None,
 ) -> Path:
     """Write a VLM2Vec model folder at `out` from the backbone checkpoint at `base` (folder or Hub id).
 
@@ -68,6 +70,8 @@ def convert_backbone(
     published-style adapter folder there is merged into the weights first (keys renamed by `key_mapping`, by default
     the family's `adapter_key_mapping`, merged
     in fp32, stored in `dtype`), and the saved file is re-read to check that it holds the merged weights.
+    `processor_source` (folder or Hub id, default `base`) is where the tokenizer and image processor come from
+    (LLaVA-Next: the reference always uses `llava-hf/llava-v1.6-mistral-7b-hf`'s).
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -80,19 +84,26 @@ def convert_backbone(
     if key_mapping is None:
         key_mapping = family.adapter_key_mapping
     merged = merge_adapter_into_model(model, adapter_weights, key_mapping) if adapter_weights is not None else {}
-    processor = make_processor(
-        family.load_tokenizer(base),
-        base,
-        backbone_model_type=model.config.vlm_config.model_type,
-        prompt_format=prompt_format,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        max_length=max_length,
-        image_resize=image_resize,
-    )
+    processor_source = processor_source or base
+    try:
+        processor = make_processor(
+            family.load_tokenizer(processor_source),
+            processor_source,
+            backbone_model_type=model.config.vlm_config.model_type,
+            prompt_format=prompt_format,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            max_length=max_length,
+            image_resize=image_resize,
+        )
+    except OSError as error:
+        raise OSError(f"cannot load the tokenizer / image processor from {processor_source}: {error}") from error
     # The merged weights are re-read in the staging folder, before it replaces `out`: a folder that would load with
     # the wrong weights is never moved into place, and an existing `out` (`overwrite`) stays as it was.
-    verify = (lambda staging: check_saved_weights(staging, merged)) if merged else None
+    # Under the names `save_pretrained` writes: transformers reverts its load-time renaming (LLaVA-Next's LLM is
+    # saved as `vlm.language_model.model.*`), which `from_pretrained` maps back.
+    saved_names = revert_weight_conversion(model, dict(merged)) if merged else {}
+    verify = (lambda staging: check_saved_weights(staging, saved_names)) if merged else None
     folder = write_model_folder(model, processor, out, overwrite=overwrite, verify=verify)
     if merged:
         logger.info("merged %d adapted linear layers from %s", len(merged), adapter_weights.source)
@@ -157,12 +168,14 @@ def convert(
     image_resize: tuple[int, int] | None = None,
     dtype: torch.dtype | str | None = None,
     overwrite: bool = False,
+    processor_source: str | os.PathLike | None = None,
 ) -> Path:
     """`vlm2vec convert`: resolve the preset and the sources, then write the model folder at `out`.
 
     Options left as None come from `preset` (if given), else `convert_backbone`'s defaults. `max_length=0` means
     no truncation (a preset's `max_length` otherwise applies); `image_resize=(0, 0)` likewise turns off a preset's
-    fixed pre-resize. Without `base` / `adapter`, the preset's Hub ids are
+    fixed pre-resize. `processor_source` defaults to the preset's (LLaVA-Next: llava-hf's), else `base`. Without
+    `base` / `adapter`, the preset's Hub ids are
     used (which needs a network). An adapter folder written by `vlm2vec train --lora` is merged by
     `merge_adapter_folder`, which takes the base, processor and prompts from that folder (`base` overrides the base).
     """
@@ -193,7 +206,11 @@ def convert(
         options["max_length"] = None
     if options.get("image_resize") == (0, 0):
         options["image_resize"] = None
-    return convert_backbone(base, out, adapter=adapter, dtype=dtype, overwrite=overwrite, **options)
+    if processor_source is None and preset is not None:
+        processor_source = preset.processor_source
+    return convert_backbone(
+        base, out, adapter=adapter, dtype=dtype, overwrite=overwrite, processor_source=processor_source, **options
+    )
 
 
 def _merge_training_adapter(

@@ -1,4 +1,5 @@
-"""Conversion presets for the published VLM2Vec Qwen2-VL checkpoints (values: REFERENCE.md 2.3-2.5, 3.6, 6).
+"""Conversion presets for the published VLM2Vec Qwen2-VL and LLaVA-Next checkpoints (values: REFERENCE.md 2.3-2.5,
+3.6, 6).
 
 A preset names the base backbone and the adapter repository on the Hub and the settings the published model was
 evaluated with; `vlm2vec convert --preset NAME` uses them as defaults, explicit flags win.
@@ -25,7 +26,8 @@ class ConversionPreset:
     Attributes:
         name: the preset's name on the command line.
         base_model: Hub id of the stock backbone the adapter was trained on.
-        adapter_repo: Hub id of the repository holding `adapter_config.json` + `adapter_model.{bin,safetensors}`.
+        adapter_repo: Hub id of the repository holding `adapter_config.json` + `adapter_model.{bin,safetensors}`
+            (None: the published model is a full checkpoint, `base_model` itself).
         adapter_revision: the adapter repository revision to download (None: the default branch).
         position_ids_mode: "reference" (1-D positions, as the published models were trained) or "native".
         prompt_format: "v1" (`<|image_pad|> instruction text`) or "v2" (`<|image_pad|>\\ninstruction text\\n`).
@@ -34,11 +36,12 @@ class ConversionPreset:
         fixed_resize: (width, height) in pixels every image is resized to before the processor, or None; written
             as the processor's `image_resize`.
         notes: where values come from and what is inferred rather than stated.
+        processor_source: Hub id the tokenizer and image processor come from (None: `base_model`).
     """
 
     name: str
     base_model: str
-    adapter_repo: str
+    adapter_repo: str | None
     adapter_revision: str | None
     position_ids_mode: str
     prompt_format: str
@@ -47,6 +50,7 @@ class ConversionPreset:
     max_length: int | None
     fixed_resize: tuple[int, int] | None
     notes: str = ""
+    processor_source: str | None = None
 
 
 _V1_QWEN2VL_2B = ConversionPreset(
@@ -92,6 +96,27 @@ PRESETS: dict[str, ConversionPreset] = {
             max_length=None,
             fixed_resize=None,
             notes="Processor autoresize within [3136, 1003520] px, no truncation; revision as pinned by mteb.",
+        ),
+        ConversionPreset(
+            name="VLM2Vec-LLaVa-Next",
+            base_model="TIGER-Lab/VLM2Vec-LLaVa-Next",
+            adapter_repo=None,
+            adapter_revision=None,
+            position_ids_mode="reference",
+            prompt_format="v1",
+            min_pixels=PUBLISHED_MIN_PIXELS,
+            max_pixels=PUBLISHED_MAX_PIXELS,
+            max_length=4096,
+            fixed_resize=V1_FIXED_RESIZE,
+            processor_source="llava-hf/llava-v1.6-mistral-7b-hf",
+            notes=(
+                "REFERENCE.md 6: a full LLaVA-Next checkpoint (no adapter; file list inferred), processor from "
+                "llava-hf/llava-v1.6-mistral-7b-hf as the V1 code hard-codes it; 2.4 / 3.6: the high-res model, "
+                "1344x1344 pre-resize (run ...mmeb20_sub100k-1344...), so 5 AnyRes patches and 2928 image tokens "
+                "per image. max_length 4096 is the V1 --max_len (parity fixture recipe). The pixel bounds do not "
+                "apply: LLaVA-Next sizes images by its grid pinpoints. Should the repo hold a peft adapter instead, "
+                "pass --base llava-hf/llava-v1.6-mistral-7b-hf --adapter TIGER-Lab/VLM2Vec-LLaVa-Next."
+            ),
         ),
     )
 }

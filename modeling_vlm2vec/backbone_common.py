@@ -1,10 +1,11 @@
 """What every backbone family of a VLM2Vec model shares: the `BackboneFamily` interface and the prompt rule.
 
-A family (`backbone_qwen2_vl.py`, `backbone_phi3_v.py`) says how to build its backbone from `config.vlm_config`,
-how prompts name images, how images become pixel tensors, how prompts become token ids, which layers must not be
-split across devices, which linear layers LoRA adapts and how published checkpoint / adapter keys map onto our
-modules. `backbones.py` picks the family from `vlm_config.model_type`. This file is copied verbatim into every
-VLM2Vec model repository on the Hub, so it imports only `torch`, `transformers`, `numpy` and `PIL`.
+A family (`backbone_qwen2_vl.py`, `backbone_phi3_v.py`, `backbone_llava_next.py`) says how to build its backbone
+from `config.vlm_config`, how prompts name images, how images become pixel tensors, how prompts become token ids,
+which layers must not be split across devices, which linear layers LoRA adapts and how published checkpoint /
+adapter keys map onto our modules. `backbones.py` picks the family from `vlm_config.model_type`. This file is
+copied verbatim into every VLM2Vec model repository on the Hub, so it imports only `torch`, `transformers`, `numpy`
+and `PIL`.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ model repository on the Hub, so it imports only `torch`, `transformers`, `numpy`
 from __future__ import annotations
 
 from .backbone_common import BackboneFamily
+from .backbone_llava_next import FAMILY as LLAVA_NEXT
 from .backbone_phi3_v import FAMILY as PHI3_V
 from .backbone_qwen2_vl import FAMILY as QWEN2_VL
 
 FAMILIES: dict[str, BackboneFamily] = {
-    model_type: family for family in (QWEN2_VL, PHI3_V) for model_type in family.model_types
+    model_type: family for family in (QWEN2_VL, PHI3_V, LLAVA_NEXT) for model_type in family.model_types
 }
 DEFAULT_MODEL_TYPE = "qwen2_vl"
 

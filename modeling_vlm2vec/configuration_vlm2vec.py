@@ -15,13 +15,13 @@ POSITION_IDS_MODES = ("reference", "native")
 
 class VLM2VecConfig(PreTrainedConfig):
     r"""
-    Configuration of [`VLM2VecModel`]: a backbone vision-language model (Qwen2-VL, Qwen2.5-VL or Phi-3.5-V) whose
-    final hidden state at the last non-padding token, optionally L2-normalised, is the embedding.
+    Configuration of [`VLM2VecModel`]: a backbone vision-language model (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V or
+    LLaVA-Next) whose final hidden state at the last non-padding token, optionally L2-normalised, is the embedding.
 
     Args:
         vlm_config (`dict` or `PreTrainedConfig`):
-            The configuration of the wrapped backbone (`model_type` `qwen2_vl`, `qwen2_5_vl` or `phi3_v`; see
-            `backbones.py`).
+            The configuration of the wrapped backbone (`model_type` `qwen2_vl`, `qwen2_5_vl`, `phi3_v` or
+            `llava_next`; see `backbones.py`).
         pooling (`str`, defaults to `"last"`):
             `"last"` or its alias `"eos"`: pool the last token whose attention mask is 1. No EOS token is appended;
             the reference VLM2Vec uses the two names for the same thing.

@@ -182,7 +182,8 @@ def _read_adapter_weights(peft_model_id: str, kwargs: dict) -> dict[str, torch.T
 class VLM2VecModel(VLM2VecPreTrainedModel):
     r"""
     A backbone vision-language model (`self.vlm`, built from `config.vlm_config` by its family in `backbones.py`:
-    a stock transformers `Qwen2VLModel` / `Qwen2_5_VLModel`, or the Phi-3.5-V `Phi3VModel`) with last-token
+    a stock transformers `Qwen2VLModel` / `Qwen2_5_VLModel` / `LlavaNextModel`, or the Phi-3.5-V `Phi3VModel`) with
+    last-token
     pooling. Returns a [`VLM2VecModelOutput`] whose `embeddings` are
     `(batch_size, hidden_size)`.
 
@@ -263,9 +264,11 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
             input_ids: `(batch_size, sequence_length)` token ids, image pads already expanded.
             attention_mask: `(batch_size, sequence_length)`; padding may be on either side.
             pixel_values: Qwen2-VL: `(total_patches, channels * temporal_patch * patch * patch)` flattened patches
-                of every image in the batch, in row order. Phi-3.5-V: `(num_images, crops, 3, 336, 336)`.
+                of every image in the batch, in row order. Phi-3.5-V: `(num_images, crops, 3, 336, 336)`. LLaVA-Next:
+                `(num_images, max_patches, 3, 336, 336)`.
             image_grid_thw: Qwen2-VL: `(num_images, 3)` patch grid (t, h, w) of each image.
-            image_sizes: Phi-3.5-V: `(num_images, 2)` HD size (height, width) of each image.
+            image_sizes: Phi-3.5-V: `(num_images, 2)` HD size (height, width) of each image. LLaVA-Next: the original
+                size (height, width) of each image.
             mm_token_type_ids: `(batch_size, sequence_length)`, 1 for image and 2 for video tokens. Only used when
                 `config.position_ids_mode == "native"`.
             position_ids: explicit positions; if given they override `config.position_ids_mode`.

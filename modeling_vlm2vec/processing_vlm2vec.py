@@ -218,6 +218,8 @@ class VLM2VecProcessor(ProcessorMixin):
             with images `pixel_values` (`(total_patches, 3 * 2 * 14 * 14)`) and `image_grid_thw` (`(num_images, 3)`).
             Phi-3.5-V: `input_ids` (`-N` on the positions of a row's N-th image), `attention_mask`, and with images
             `pixel_values` (`(num_images, num_crops + 1, 3, 336, 336)`) and `image_sizes` (`(num_images, 2)`).
+            LLaVA-Next: `input_ids` (`<image>` expanded), `attention_mask`, and with images `pixel_values`
+            (`(num_images, max_patches, 3, 336, 336)`, zero patches at the end) and `image_sizes` (`(num_images, 2)`).
 
         Raises:
             ValueError: naming the row or image at fault, e.g. when truncation would cut into a row's image tokens.

@@ -18,8 +18,8 @@ def _add_convert(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "convert",
-        help="wrap a Qwen2-VL / Qwen2.5-VL checkpoint (plus an optional LoRA/DoRA adapter, merged) as a VLM2Vec "
-        "model folder",
+        help="wrap a Qwen2-VL / Qwen2.5-VL / Phi-3.5-V / LLaVA-Next checkpoint (plus an optional LoRA/DoRA adapter, "
+        "merged) as a VLM2Vec model folder",
     )
     parser.add_argument("--base", help="backbone checkpoint folder or Hub id (default: the preset's base model)")
     parser.add_argument(
@@ -48,6 +48,11 @@ def _add_convert(subparsers) -> None:
         help="resize every image to exactly this size first, as the V1 reference (0 0: never; default: the "
         "preset's, e.g. 1344 1344 for the V1 models, else never)",
     )
+    parser.add_argument(
+        "--processor",
+        help="folder or Hub id of the tokenizer and image processor (default: the preset's, e.g. llava-hf's for "
+        "VLM2Vec-LLaVa-Next, else --base)",
+    )
     parser.add_argument("--dtype", default=None, help="e.g. float32, bfloat16 (default: the checkpoint's)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
@@ -68,6 +73,7 @@ def _run_convert(args: argparse.Namespace) -> None:
         image_resize=args.image_resize,
         dtype=args.dtype,
         overwrite=args.overwrite,
+        processor_source=args.processor,
     )
     print(f"Wrote VLM2Vec model folder {folder}")
     resize = json.loads((folder / "processor_config.json").read_text()).get("image_resize")
@@ -102,7 +108,7 @@ def _add_init(subparsers) -> None:
     )
     parser.add_argument("--out", required=True)
     parser.add_argument("--size", choices=["tiny", "mid"], default="tiny")
-    parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl", "phi3_v"], default="qwen2_vl")
+    parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl", "phi3_v", "llava_next"], default="qwen2_vl")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-pixels", type=int, default=PUBLISHED_MIN_PIXELS)
     parser.add_argument("--max-pixels", type=int, default=PUBLISHED_MAX_PIXELS)

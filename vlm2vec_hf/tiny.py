@@ -1,4 +1,5 @@
-"""Small random Qwen2-VL / Qwen2.5-VL / Phi-3.5-V backbones for tests, demos and benchmarks (no download needed).
+"""Small random Qwen2-VL / Qwen2.5-VL / Phi-3.5-V / LLaVA-Next backbones for tests, demos and benchmarks (no download
+needed).
 
 Their weights are random: embeddings from them carry no meaning, only shapes, batching, padding, save/load and
 speed can be checked with them.
@@ -14,6 +15,8 @@ from transformers import (
     AutoModel,
     AutoTokenizer,
     CLIPVisionConfig,
+    LlavaNextConfig,
+    MistralConfig,
     Phi3Config,
     PreTrainedConfig,
     PreTrainedTokenizerBase,
@@ -27,10 +30,11 @@ from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 ASSETS = Path(__file__).parent / "assets"
 TINY_TOKENIZER_DIR = ASSETS / "tiny-qwen2-tokenizer"
 TINY_PHI3V_TOKENIZER_DIR = ASSETS / "tiny-phi3v-tokenizer"
+TINY_LLAVA_NEXT_TOKENIZER_DIR = ASSETS / "tiny-llava-next-tokenizer"
 BUNDLED_IMAGES = ASSETS / "images"
 
 BackboneSize = Literal["tiny", "mid"]
-BackboneFamily = Literal["qwen2_vl", "qwen2_5_vl", "phi3_v"]
+BackboneFamily = Literal["qwen2_vl", "qwen2_5_vl", "phi3_v", "llava_next"]
 
 # hidden / layers / heads / kv heads / intermediate / mrope_section (sums to head_dim / 2) / vision depth / width.
 _SIZES = {
@@ -41,9 +45,12 @@ _SIZES = {
 
 def tiny_tokenizer(family: BackboneFamily = "qwen2_vl") -> PreTrainedTokenizerBase:
     """The bundled 3,014-token Qwen2-style tokenizer (Qwen2-VL special tokens at ids 3000-3013), or for `phi3_v`
-    the 2,011-token Llama-style one (`<s>` BOS, Phi-3.5 chat tokens at 2000-2010, `<|endoftext|>` = pad)."""
+    the 2,011-token Llama-style one (`<s>` BOS, Phi-3.5 chat tokens at 2000-2010, `<|endoftext|>` = pad), or for
+    `llava_next` the 2,002-token Llama-style one (`<s>` BOS, `<image>` = 2000, `<pad>` = 2001)."""
     if family == "phi3_v":
         return get_family(family).load_tokenizer(TINY_PHI3V_TOKENIZER_DIR)
+    if family == "llava_next":
+        return get_family(family).load_tokenizer(TINY_LLAVA_NEXT_TOKENIZER_DIR)
     return AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
 
 
@@ -77,12 +84,53 @@ def _phi3v_config(shape: dict) -> Phi3VConfig:
     return Phi3VConfig(text_config=text, vision_config=vision)
 
 
+def _llava_next_config(shape: dict) -> LlavaNextConfig:
+    """A LLaVA-1.6-Mistral config of `shape` with the published geometry (CLIP 336 px, patch 14, the llava-hf grid
+    pinpoints) and the bundled tokenizer's `<image>` / `<pad>` ids."""
+    text = MistralConfig(
+        vocab_size=2064,
+        hidden_size=shape["hidden"],
+        intermediate_size=shape["intermediate"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        num_key_value_heads=shape["kv_heads"],
+        max_position_embeddings=32768,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+        sliding_window=None,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2001,
+        tie_word_embeddings=False,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=shape["width"],
+        intermediate_size=2 * shape["width"],
+        num_hidden_layers=shape["depth"],
+        num_attention_heads=max(2, shape["width"] // 64),
+        image_size=336,
+        patch_size=14,
+        hidden_act="quick_gelu",
+        layer_norm_eps=1e-5,
+    )
+    return LlavaNextConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_index=2000,
+        pad_token_id=2001,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        tie_word_embeddings=False,
+    )
+
+
 def backbone_config(size: BackboneSize = "tiny", family: BackboneFamily = "qwen2_vl") -> PreTrainedConfig:
-    """A Qwen2-VL, Qwen2.5-VL or Phi-3.5-V config of the given size, wired to the bundled tokenizer's special-token
-    ids."""
+    """A Qwen2-VL, Qwen2.5-VL, Phi-3.5-V or LLaVA-Next config of the given size, wired to the bundled tokenizer's
+    special-token ids."""
     shape = _SIZES[size]
     if family == "phi3_v":
         return _phi3v_config(shape)
+    if family == "llava_next":
+        return _llava_next_config(shape)
     tokenizer = tiny_tokenizer()
     ids = {
         name: tokenizer.convert_tokens_to_ids(token)
@@ -141,7 +189,7 @@ def random_backbone(
     seed: int = 0,
     weight_std: float | None = 0.2,
 ) -> torch.nn.Module:
-    """A random base VLM (`Qwen2VLModel` / `Qwen2_5_VLModel` / `Phi3VModel`, no LM head).
+    """A random base VLM (`Qwen2VLModel` / `Qwen2_5_VLModel` / `Phi3VModel` / `LlavaNextModel`, no LM head).
 
     With the default init (std 0.02) every input gets nearly the same embedding; `weight_std` re-draws every
     parameter with two or more dimensions from N(0, weight_std^2) with a seeded generator so embeddings differ.
@@ -172,7 +220,8 @@ def write_random_model(
     overwrite: bool = False,
 ) -> Path:
     """Write a random-init VLM2Vec model folder (transformers' own init, to train from scratch); returns it.
-    Pixel bounds default to the published model's (Qwen2-VL; Phi-3.5-V sizes images by its HD transform)."""
+    Pixel bounds default to the published model's (Qwen2-VL; Phi-3.5-V sizes images by its HD transform, LLaVA-Next by
+    its grid pinpoints)."""
     from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
     from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
 
