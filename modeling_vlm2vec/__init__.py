@@ -22,6 +22,7 @@ CODE_FILES = (
     "backbone_common.py",
     "backbone_qwen2_vl.py",
     "backbone_phi3_v.py",
+    "backbone_gme.py",
 )
 
 __all__ = [
