@@ -1,7 +1,7 @@
 """`vlm2vec convert`: a stock Qwen2-VL / Qwen2.5-VL / Phi-3.5-V / LLaVA-Next checkpoint (optionally plus a LoRA /
 DoRA adapter) as a complete VLM2Vec model folder.
 
-* `convert_backbone(base, out)`: wrap the backbone as is.
+* `convert_backbone(base, out)`: wrap the backbone as is (`prompt_format="gme"`: the GME recipe on a Qwen2-VL base).
 * `convert_backbone(base, out, adapter=FOLDER)`: also merge a published-style adapter (the reference's key layout,
   `adapter_model.safetensors` or a tensors-only `adapter_model.bin`) into the weights; see `adapter_conversion`.
 * `convert(out, base=..., adapter=..., preset=...)`: the command's entry point. It fills unset options from a
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from transformers import PreTrainedConfig
 from transformers.core_model_loading import revert_weight_conversion
 
 from vlm2vec_hf.hub_cards.adapter_conversion import (
@@ -33,6 +34,7 @@ from vlm2vec_hf.hub_cards.adapter_conversion import (
 from vlm2vec_hf.hub_cards.presets import ConversionPreset, get_preset
 from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
+from vlm2vec_hf.modeling_vlm2vec.backbones import family_for_prompt_format, saved_family_name
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +63,13 @@ def convert_backbone(
 ) -> Path:
     """Write a VLM2Vec model folder at `out` from the backbone checkpoint at `base` (folder or Hub id).
 
-    The backbone family (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V) is detected from `base`'s `config.json`; the weights are
+    The backbone family (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V) is detected from `base`'s `config.json`, or it is the
+    recipe family that owns `prompt_format` (`"gme"`: GME on Qwen2-VL, recorded as `backbone_family`); the weights are
     loaded with its key mapping (Qwen: its own transformers class, which converts legacy key layouts; Phi-3.5-V: the
     original names onto `Phi3Model` + `CLIPVisionModel` + glue, an unmapped key being an error) and saved
     under `vlm.*`; the tokenizer and image-processor settings come from `base`, with the given pixel bounds
-    (`min_pixels` / `max_pixels`, in pixels), `max_length` (tokens, None: no truncation) and `image_resize`
+    (`min_pixels` / `max_pixels`, in pixels), `max_length` (tokens; 0: no truncation; None: the family's default,
+    e.g. GME's 1800, else none) and `image_resize`
     ((width, height) every image is resized to first, the V1 protocol; None: none). With `adapter`, the
     published-style adapter folder there is merged into the weights first (keys renamed by `key_mapping`, by default
     the family's `adapter_key_mapping`, merged
@@ -79,8 +83,16 @@ def convert_backbone(
     if adapter is not None and is_training_adapter(adapter):
         raise ValueError(f"{adapter} was written by `vlm2vec train`: merge it with `convert(...)` / `vlm2vec convert`")
     adapter_weights = read_adapter(adapter) if adapter is not None else None  # fail fast, before the base loads
-    model = VLM2VecModel.from_backbone(base, position_ids_mode=position_ids_mode, dtype=dtype or "auto")
-    family = model.family
+    model_type = PreTrainedConfig.get_config_dict(base)[0].get("model_type")
+    family = family_for_prompt_format(model_type, prompt_format)  # e.g. "gme": the GME recipe on Qwen2-VL
+    family_name = saved_family_name(family, model_type)
+    model = VLM2VecModel.from_backbone(
+        base, position_ids_mode=position_ids_mode, backbone_family=family_name, dtype=dtype or "auto"
+    )
+    if max_length is None:
+        max_length = family.default_max_length
+    elif max_length == 0:
+        max_length = None
     if key_mapping is None:
         key_mapping = family.adapter_key_mapping
     merged = merge_adapter_into_model(model, adapter_weights, key_mapping) if adapter_weights is not None else {}
@@ -90,6 +102,7 @@ def convert_backbone(
             family.load_tokenizer(processor_source),
             processor_source,
             backbone_model_type=model.config.vlm_config.model_type,
+            backbone_family=family_name,
             prompt_format=prompt_format,
             min_pixels=min_pixels,
             max_pixels=max_pixels,
@@ -173,9 +186,9 @@ def convert(
     """`vlm2vec convert`: resolve the preset and the sources, then write the model folder at `out`.
 
     Options left as None come from `preset` (if given), else `convert_backbone`'s defaults. `max_length=0` means
-    no truncation (a preset's `max_length` otherwise applies); `image_resize=(0, 0)` likewise turns off a preset's
-    fixed pre-resize. `processor_source` defaults to the preset's (LLaVA-Next: llava-hf's), else `base`. Without
-    `base` / `adapter`, the preset's Hub ids are
+    no truncation (a preset's or the family's `max_length` otherwise applies); `image_resize=(0, 0)` likewise turns
+    off a preset's fixed pre-resize. `processor_source` defaults to the preset's (LLaVA-Next: llava-hf's), else
+    `base`. Without `base` / `adapter`, the preset's Hub ids are
     used (which needs a network). An adapter folder written by `vlm2vec train --lora` is merged by
     `merge_adapter_folder`, which takes the base, processor and prompts from that folder (`base` overrides the base).
     """
@@ -202,8 +215,6 @@ def convert(
         if value is None and preset is not None:
             options[name] = getattr(preset, "fixed_resize" if name == "image_resize" else name)
     options = {name: value for name, value in options.items() if value is not None}
-    if options.get("max_length") == 0:
-        options["max_length"] = None
     if options.get("image_resize") == (0, 0):
         options["image_resize"] = None
     if processor_source is None and preset is not None:

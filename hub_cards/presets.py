@@ -1,5 +1,6 @@
 """Conversion presets for the published VLM2Vec Qwen2-VL and LLaVA-Next checkpoints (values: REFERENCE.md 2.3-2.5,
-3.6, 6).
+3.6, 6) and the GME baselines (values: the `parity-gme-public` fixture README, i.e. VLM2Vec's GME driver;
+REFERENCE.md 5.2, A).
 
 A preset names the base backbone and the adapter repository on the Hub and the settings the published model was
 evaluated with; `vlm2vec convert --preset NAME` uses them as defaults, explicit flags win.
@@ -30,7 +31,8 @@ class ConversionPreset:
             (None: the published model is a full checkpoint, `base_model` itself).
         adapter_revision: the adapter repository revision to download (None: the default branch).
         position_ids_mode: "reference" (1-D positions, as the published models were trained) or "native".
-        prompt_format: "v1" (`<|image_pad|> instruction text`) or "v2" (`<|image_pad|>\\ninstruction text\\n`).
+        prompt_format: "v1" (`<|image_pad|> instruction text`), "v2" (`<|image_pad|>\\ninstruction text\\n`) or "gme"
+            (GME's chat prompt, `backbone_gme.py`).
         min_pixels, max_pixels: image-processor bounds in pixels (smart-resize to multiples of 28 inside them).
         max_length: prompt truncation in tokens (None: no truncation).
         fixed_resize: (width, height) in pixels every image is resized to before the processor, or None; written
@@ -120,6 +122,33 @@ PRESETS: dict[str, ConversionPreset] = {
         ),
     )
 }
+
+_GME_2B = ConversionPreset(
+    name="gme-Qwen2-VL-2B",
+    base_model="Alibaba-NLP/gme-Qwen2-VL-2B-Instruct",
+    adapter_repo=None,
+    adapter_revision=None,
+    position_ids_mode="reference",
+    prompt_format="gme",
+    min_pixels=PUBLISHED_MIN_PIXELS,
+    max_pixels=PUBLISHED_MAX_PIXELS,
+    max_length=1800,
+    fixed_resize=None,
+    notes=(
+        "The GME baseline as VLM2Vec's driver runs it (fixture parity-gme-public README): GME chat prompt, "
+        "max_length 1800, GME smart_resize (3136 ... 12845056 px) then the processor's [3136, 1003520] px "
+        "(VLM2Vec DataArguments defaults; GME's own code would use 256 ... 1280 tokens). A full checkpoint: no adapter."
+    ),
+)
+PRESETS.update(
+    {
+        preset.name: preset
+        for preset in (
+            _GME_2B,
+            replace(_GME_2B, name="gme-Qwen2-VL-7B", base_model="Alibaba-NLP/gme-Qwen2-VL-7B-Instruct"),
+        )
+    }
+)
 
 
 def get_preset(name: str) -> ConversionPreset:

@@ -23,6 +23,7 @@ CODE_FILES = (
     "backbone_qwen2_vl.py",
     "backbone_phi3_v.py",
     "backbone_llava_next.py",
+    "backbone_gme.py",
 )
 
 __all__ = [

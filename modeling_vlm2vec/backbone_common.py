@@ -87,7 +87,12 @@ class BackboneFamily:
     """The interface of one backbone family; subclasses fill in the attributes and methods.
 
     Attributes:
+        name: the family's registry name. A folder records it (`backbone_family` in `config.json` and
+            `processor_config.json`) when it is not the default family of its `model_type`, e.g. the GME recipe.
         model_types: the `vlm_config.model_type` values of this family.
+        prompt_formats: the `prompt_format` values its processor takes (`PROMPT_FORMATS`, or a recipe's own).
+        padding_side: the tokenizer padding side the processor sets (None: the saved tokenizer's).
+        default_max_length: the prompt truncation (tokens) a conversion uses when none is given (None: none).
         image_token: the placeholder string a prompt holds for one image.
         no_split_modules: layer class names `device_map="auto"` must keep on one device.
         lora_target_modules: linear-layer names the reference's LoRA adapts (peft `target_modules`).
@@ -97,7 +102,11 @@ class BackboneFamily:
         resize_small_images: whether the reference resizes an image with a side under 28 px to 56 x 56 first.
     """
 
+    name: str = ""
     model_types: tuple[str, ...] = ()
+    prompt_formats: tuple[str, ...] = PROMPT_FORMATS
+    padding_side: str | None = None
+    default_max_length: int | None = None
     image_token: str = ""
     no_split_modules: tuple[str, ...] = ()
     lora_target_modules: tuple[str, ...] = ()
@@ -136,6 +145,10 @@ class BackboneFamily:
     def count_placeholders(self, prompt: str) -> int:
         """How many images `prompt` stands for."""
         return prompt.count(self.image_token)
+
+    def resize_image(self, image):
+        """The family's own resize of a prepared RGB PIL image, before the image processor (default: none)."""
+        return image
 
     def load_image_processor(self, source, **hub_kwargs):
         """The image processor saved in `source` (a model folder or the backbone's own checkpoint)."""

@@ -172,6 +172,7 @@ def _processor_settings(source, **hub_kwargs) -> dict[str, Any]:
 class LlavaNextFamily(BackboneFamily):
     """LLaVA-Next / LLaVA-1.6 (`model_type` `llava_next`)."""
 
+    name = "llava_next"
     model_types = ("llava_next",)
     image_token = IMAGE_TOKEN
     # LLaVA-1.6 LLMs: Mistral (the published model), Vicuna / Yi (Llama layers); the tower is CLIP.

@@ -439,6 +439,7 @@ def load_phi3v_checkpoint(source: str | os.PathLike, **from_pretrained_kwargs) -
 class Phi3VFamily(BackboneFamily):
     """Phi-3.5-V (`model_type` `phi3_v`)."""
 
+    name = "phi3_v"
     model_types = ("phi3_v",)
     image_token = "<|image_1|>"
     no_split_modules = ("Phi3DecoderLayer", "CLIPEncoderLayer")

@@ -22,6 +22,7 @@ IMAGE_TOKEN = "<|image_pad|>"
 class Qwen2VLFamily(BackboneFamily):
     """Qwen2-VL and Qwen2.5-VL (`model_type` `qwen2_vl`, `qwen2_5_vl`)."""
 
+    name = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")
     image_token = IMAGE_TOKEN
     no_split_modules = ("Qwen2VLDecoderLayer", "Qwen2VLVisionBlock", "Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock")

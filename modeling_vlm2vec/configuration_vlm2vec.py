@@ -36,6 +36,9 @@ class VLM2VecConfig(PreTrainedConfig):
             With eager or SDPA attention, run rows of very different lengths in separate sub-batches (each trimmed
             to its own padding), so that one long row does not make every short row pay for a
             `(seq_len, seq_len)` attention mask. Embeddings are the same either way (within float rounding).
+        backbone_family (`str`, *optional*):
+            The backbone family by name (`backbones.py`), for a recipe that is not its backbone's default, e.g.
+            `"gme"` (GME on Qwen2-VL). `None`: the family of `vlm_config.model_type`.
         initializer_range (`float`, defaults to `0.02`):
             Standard deviation used when the model is initialised from scratch.
     """
@@ -48,6 +51,7 @@ class VLM2VecConfig(PreTrainedConfig):
     normalize: bool = True
     position_ids_mode: str = "reference"
     split_padded_batches: bool = True
+    backbone_family: str | None = None
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -63,7 +67,7 @@ class VLM2VecConfig(PreTrainedConfig):
                     "type": "image",
                 }
             }
-        family_of(self.vlm_config)  # an unsupported backbone fails here, naming its model_type
+        family_of(self.vlm_config, self.backbone_family)  # an unsupported backbone / family fails here, naming it
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
         if self.position_ids_mode not in POSITION_IDS_MODES:

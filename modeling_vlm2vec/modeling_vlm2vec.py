@@ -193,7 +193,7 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
 
     def __init__(self, config: VLM2VecConfig):
         super().__init__(config)
-        self.family = family_of(config.vlm_config)
+        self.family = family_of(config.vlm_config, config.backbone_family)
         self._no_split_modules = list(self.family.no_split_modules)
         self.vlm = self.family.build_backbone(config.vlm_config)
         self.post_init()
@@ -217,6 +217,7 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         pooling: str = "last",
         normalize: bool = True,
         position_ids_mode: str = "reference",
+        backbone_family: str | None = None,
         **from_pretrained_kwargs,
     ) -> VLM2VecModel:
         """Wrap a backbone checkpoint (folder, Hub id or loaded model) as a VLM2Vec model.
@@ -224,6 +225,7 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         The family is detected from the checkpoint's `config.json` (`model_type`), and its `load_backbone` maps
         the published key layout onto our modules (Qwen2-VL: its own transformers class; Phi-3.5-V: the original
         parameter names onto `Phi3Model` + `CLIPVisionModel` + glue). `lm_head` is not needed and is dropped.
+        `backbone_family` names a recipe family on that backbone (e.g. `"gme"`; None: the model_type's own).
         `from_pretrained_kwargs` (e.g. `dtype`, `attn_implementation`, `revision`) go to that load.
         """
         if isinstance(backbone, PreTrainedModel):
@@ -233,9 +235,13 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
             original, _ = PreTrainedConfig.get_config_dict(
                 backbone, **{key: value for key, value in from_pretrained_kwargs.items() if key in hub_keys}
             )
-            vlm = family_of(original).load_backbone(backbone, **from_pretrained_kwargs)
+            vlm = family_of(original, backbone_family).load_backbone(backbone, **from_pretrained_kwargs)
         config = cls.config_class(
-            vlm_config=vlm.config, pooling=pooling, normalize=normalize, position_ids_mode=position_ids_mode
+            vlm_config=vlm.config,
+            pooling=pooling,
+            normalize=normalize,
+            position_ids_mode=position_ids_mode,
+            backbone_family=backbone_family,
         )
         with torch.device("meta"):
             model = cls(config)

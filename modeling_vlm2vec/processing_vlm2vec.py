@@ -120,13 +120,16 @@ class VLM2VecProcessor(ProcessorMixin):
         image_processor: Qwen2-VL: a `Qwen2VLImageProcessorPil`, whose `size` holds the `min_pixels` / `max_pixels`
             bounds. Phi-3.5-V: a `Phi3VImageProcessor` (`num_crops`).
         tokenizer: the backbone's tokenizer.
-        prompt_format (`str`, defaults to `"v1"`): how [`format_prompt`] joins instruction, text and image.
+        prompt_format (`str`, defaults to `"v1"`): how [`format_prompt`] joins instruction, text and image (`"v1"`,
+            `"v2"`, or a recipe family's own, e.g. `"gme"`: GME's chat prompt).
         max_length (`int`, *optional*): right-truncate every row to this many tokens (image tokens included).
             `None` keeps every token, as the published V2 evaluation does.
         image_resize (`[width, height]`, *optional*): resize every image to exactly this size (PIL bicubic, aspect
             ratio not kept) before the image processor, as the V1 reference does (`image_resolution="high"`:
             1344x1344) for the published VLM2Vec-Qwen2VL models. `None` (default) leaves sizing to the pixel bounds.
         backbone_model_type (`str`, defaults to `"qwen2_vl"`): the backbone's `model_type`, which picks its family.
+        backbone_family (`str`, *optional*): the family by name, for a recipe that is not the model_type's default
+            (e.g. `"gme"`: GME's chat prompt, its image bounds, left padding); `None`: the model_type's family.
     """
 
     def __init__(
@@ -138,19 +141,24 @@ class VLM2VecProcessor(ProcessorMixin):
         max_length: int | None = None,
         image_resize: Sequence[int] | None = None,
         backbone_model_type: str = DEFAULT_MODEL_TYPE,
+        backbone_family: str | None = None,
         **kwargs,
     ):
-        if prompt_format not in PROMPT_FORMATS:
-            raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+        family = get_family(backbone_model_type, backbone_family)
+        if prompt_format not in family.prompt_formats:
+            raise ValueError(f"prompt_format must be one of {list(family.prompt_formats)}, got {prompt_format!r}")
         if image_resize is not None and (len(image_resize) != 2 or min(image_resize) < 1):
             raise ValueError(f"image_resize must be [width, height] in pixels, got {image_resize!r}")
         self.prompt_format = prompt_format
         self.max_length = max_length
         self.image_resize = list(image_resize) if image_resize is not None else None
         self.backbone_model_type = backbone_model_type
-        self.family = get_family(backbone_model_type)
+        self.backbone_family = backbone_family
+        self.family = family
         self.image_token = self.family.image_token
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
+        if family.padding_side is not None:  # the recipe's side (GME: left); a call's `padding_side` still wins
+            self.tokenizer.padding_side = family.padding_side
         self.image_token_id = self.family.image_token_id(tokenizer)
 
     @classmethod
@@ -158,8 +166,11 @@ class VLM2VecProcessor(ProcessorMixin):
         # Saved processor files do not record the PIL backend, so it is chosen here on every load.
         kwargs.pop("subfolder", None)
         hub_kwargs = {key: value for key, value in kwargs.items() if key != "backend"}
-        model_type = (processor_dict or {}).get("backbone_model_type", DEFAULT_MODEL_TYPE)
-        image_processor = get_family(model_type).load_image_processor(pretrained_model_name_or_path, **hub_kwargs)
+        processor_dict = processor_dict or {}
+        family = get_family(
+            processor_dict.get("backbone_model_type", DEFAULT_MODEL_TYPE), processor_dict.get("backbone_family")
+        )
+        image_processor = family.load_image_processor(pretrained_model_name_or_path, **hub_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         return [image_processor, tokenizer]
 
@@ -176,9 +187,9 @@ class VLM2VecProcessor(ProcessorMixin):
         return self.family.format_prompt(text, instruction, num_images, self.prompt_format)
 
     def prepare_image(self, image: ImageLike) -> Image.Image:
-        """[`load_image`], the fixed `image_resize` if set, then a check that the image processor accepts the shape
-        (e.g. aspect ratio < 200)."""
-        image = load_image(image, resize_small=self.family.resize_small_images)
+        """[`load_image`], the family's own resize (GME: its `smart_resize`), the fixed `image_resize` if set, then a
+        check that the image processor accepts the shape (e.g. aspect ratio < 200)."""
+        image = self.family.resize_image(load_image(image, resize_small=self.family.resize_small_images))
         if self.image_resize is not None:
             image = image.resize(tuple(self.image_resize), Image.BICUBIC)
         try:

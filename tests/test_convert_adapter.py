@@ -276,7 +276,14 @@ def test_lora_settings_read_the_adapter_config():
 
 
 def test_presets_hold_the_published_settings():
-    assert set(PRESETS) == {"VLM2Vec-Qwen2VL-2B", "VLM2Vec-Qwen2VL-7B", "VLM2Vec-V2.0", "VLM2Vec-LLaVa-Next"}
+    assert set(PRESETS) == {
+        "VLM2Vec-Qwen2VL-2B",
+        "VLM2Vec-Qwen2VL-7B",
+        "VLM2Vec-V2.0",
+        "VLM2Vec-LLaVa-Next",
+        "gme-Qwen2-VL-2B",
+        "gme-Qwen2-VL-7B",
+    }
     v1_2b, v1_7b, v2 = (get_preset(name) for name in ("VLM2Vec-Qwen2VL-2B", "VLM2Vec-Qwen2VL-7B", "VLM2Vec-V2.0"))
     assert (v1_2b.base_model, v1_2b.adapter_repo) == ("Qwen/Qwen2-VL-2B-Instruct", "TIGER-Lab/VLM2Vec-Qwen2VL-2B")
     assert (v1_7b.base_model, v1_7b.adapter_repo) == ("Qwen/Qwen2-VL-7B-Instruct", "TIGER-Lab/VLM2Vec-Qwen2VL-7B")

@@ -20,6 +20,7 @@ HUB_SHIPPED = {
     "modeling_vlm2vec/backbone_qwen2_vl.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/backbone_phi3_v.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/backbone_llava_next.py": {"torch", "transformers", "numpy", "PIL"},
+    "modeling_vlm2vec/backbone_gme.py": {"torch", "transformers", "numpy", "PIL"},
     # peft and safetensors only when a folder holds a LoRA / DoRA adapter (imported inside that function).
     "st_module/vlm2vec_st.py": {
         "torch",

@@ -15,6 +15,7 @@ from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
 
 def _add_convert(subparsers) -> None:
     from vlm2vec_hf.hub_cards.presets import PRESETS
+    from vlm2vec_hf.modeling_vlm2vec.backbones import all_prompt_formats
 
     parser = subparsers.add_parser(
         "convert",
@@ -34,11 +35,19 @@ def _add_convert(subparsers) -> None:
         choices=["reference", "native"],
         help="1-D positions as the published models (reference, default) or the backbone's M-RoPE (native)",
     )
-    parser.add_argument("--prompt-format", choices=["v1", "v2"], help="default: the preset's, else v1")
+    parser.add_argument(
+        "--prompt-format",
+        choices=all_prompt_formats(),
+        help="default: the preset's, else v1; gme: the GME recipe on a Qwen2-VL checkpoint (chat prompt, left "
+        "padding, GME image bounds, max_length 1800)",
+    )
     parser.add_argument("--min-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MIN_PIXELS}")
     parser.add_argument("--max-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MAX_PIXELS}")
     parser.add_argument(
-        "--max-length", type=int, help="truncate prompts to this many tokens (0: never; default: the preset's, else 0)"
+        "--max-length",
+        type=int,
+        help="truncate prompts to this many tokens (0: never; default: the preset's, else the family's: gme 1800, "
+        "others 0)",
     )
     parser.add_argument(
         "--image-resize",

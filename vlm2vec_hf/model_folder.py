@@ -40,13 +40,15 @@ def make_processor(
     max_length: int | None = None,
     image_resize: tuple[int, int] | None = None,
     backbone_model_type: str = DEFAULT_MODEL_TYPE,
+    backbone_family: str | None = None,
 ) -> VLM2VecProcessor:
     """A `VLM2VecProcessor` with the image processor of `image_processor_source` (or the family's defaults), as the
-    backbone family of `backbone_model_type` builds it (Qwen2-VL: PIL, within the pixel bounds)."""
+    backbone family (`backbone_family` by name, else that of `backbone_model_type`) builds it (Qwen2-VL: PIL, within
+    the pixel bounds)."""
     if min_pixels > max_pixels:
         raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
     tokenizer.chat_template = None  # VLM2Vec feeds raw prompt strings; a backbone's chat template would mislead
-    family = get_family(backbone_model_type)
+    family = get_family(backbone_model_type, backbone_family)
     image_processor = family.conversion_image_processor(image_processor_source, min_pixels, max_pixels)
     return VLM2VecProcessor(
         image_processor,
@@ -55,6 +57,7 @@ def make_processor(
         max_length=max_length,
         image_resize=image_resize,
         backbone_model_type=backbone_model_type,
+        backbone_family=backbone_family,
     )
 
 

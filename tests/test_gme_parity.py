@@ -1,0 +1,265 @@
+"""GME parity with the reference embeddings of VLM2Vec's GME driver (fixture `parity-gme-public`: VLM2Vec `main`
+6e1e1d4 `GmeQwen2VL`, transformers 4.52.3, fp32, CPU), 1e-5 max-abs, every case alone and every row of every batch,
+the batches the reference gets wrong (`gb3_mixed_text_last`) or crashes on (`gb4_mixed_text_first`) included; plus
+the converted folder's recipe, `vlm2vec eval` on mini-MMEB and a short training run on a GME folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TOLERANCE
+from PIL import Image
+from safetensors.torch import load_file
+
+from vlm2vec_hf.cli import main
+from vlm2vec_hf.hub_cards.convert import convert_backbone
+from vlm2vec_hf.hub_cards.presets import get_preset
+
+FIXTURE = Path(__file__).parent / "fixtures" / "parity-gme-public"
+_CASES_FILE = json.loads((FIXTURE / "cases.json").read_text())
+CASES: dict[str, dict] = _CASES_FILE["cases"]
+RECIPE: dict = _CASES_FILE["recipe"]
+# Every batch the fixture lists, the one the reference crashes on included: row case ids per batch.
+BATCHES: dict[str, list[str]] = {
+    name: batch["cases"]
+    for name, batch in {**_CASES_FILE["batches"], **_CASES_FILE["batches_failing_in_reference"]}.items()
+}
+VISION_BLOCK = "<|vision_start|><|image_pad|><|vision_end|>"
+# VLM2Vec's GME driver (`MMEBModel.encode_input`) removes this from every text before GmeQwen2VL sees it.
+DRIVER_STRIPPED = "<|image_pad|>\n"
+
+
+def chat_prompt(text: str, has_image: bool, system: str | None = None) -> str:
+    """The fixture recipe's template, written out here independently of the library."""
+    template = RECIPE["template"].replace("{instruction}", system or RECIPE["system_prompt"])
+    return template.replace(f"[{VISION_BLOCK}]{{text}}", (VISION_BLOCK if has_image else "") + text)
+
+
+def driver_text(case_id: str) -> str:
+    return CASES[case_id]["text"].replace(DRIVER_STRIPPED, "")
+
+
+def case_image(case_id: str) -> Image.Image | None:
+    image = CASES[case_id]["image"]
+    return Image.open(FIXTURE / "images" / image) if image else None
+
+
+def st_input(case_id: str):
+    """The case as a user gives it to `SentenceTransformer.encode`: text, image path, or {"image", "text"} (with
+    VLM2Vec's `<|image_pad|>\\n` still in g06's text)."""
+    text, image = CASES[case_id]["text"], CASES[case_id]["image"]
+    if not image:
+        return text
+    path = str(FIXTURE / "images" / image)
+    return {"image": path, "text": text} if text else path
+
+
+def max_abs(a, b: torch.Tensor) -> float:
+    return (torch.as_tensor(a).float() - b.float()).abs().max().item()
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, torch.Tensor]:
+    return load_file(FIXTURE / "expected.safetensors")
+
+
+@pytest.fixture(scope="module")
+def gme_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "gme"
+    assert main(["convert", "--base", str(FIXTURE / "backbone"), "--prompt-format", "gme", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def auto_gme(gme_dir):
+    from transformers import AutoModel, AutoProcessor
+
+    model = AutoModel.from_pretrained(gme_dir, trust_remote_code=True).eval()
+    return model, AutoProcessor.from_pretrained(gme_dir, trust_remote_code=True)
+
+
+@pytest.fixture(scope="module")
+def st_gme(gme_dir):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gme_dir), trust_remote_code=True, device="cpu")
+
+
+def embed(auto_gme, prompts: list[str], images: list[Image.Image]) -> tuple[torch.Tensor, dict]:
+    model, processor = auto_gme
+    inputs = processor(text=prompts, images=images or None)
+    with torch.no_grad():
+        return model(**inputs).embeddings, inputs
+
+
+def test_convert_writes_the_gme_recipe(gme_dir, auto_gme):
+    config = json.loads((gme_dir / "config.json").read_text())
+    processor_config = json.loads((gme_dir / "processor_config.json").read_text())
+    assert config["backbone_family"] == "gme" and config["position_ids_mode"] == "reference"
+    assert processor_config["backbone_family"] == "gme" and processor_config["prompt_format"] == "gme"
+    assert processor_config["max_length"] == RECIPE["max_length"] == 1800
+    assert processor_config["image_processor"]["size"] == RECIPE["processor_size"]
+    assert (gme_dir / "backbone_gme.py").is_file()
+    model, processor = auto_gme
+    assert processor.tokenizer.padding_side == RECIPE["padding_side"] == "left"
+    assert model.config.torch_dtype == torch.float32 or model.dtype == torch.float32
+    # The preset carries the same recipe for the published checkpoints.
+    preset = get_preset("gme-Qwen2-VL-7B")
+    assert (preset.base_model, preset.adapter_repo) == ("Alibaba-NLP/gme-Qwen2-VL-7B-Instruct", None)
+    recipe = (preset.prompt_format, preset.max_length, preset.min_pixels, preset.max_pixels)
+    assert recipe == ("gme", 1800, 3136, 1003520)
+
+
+def test_the_preset_writes_the_same_folder_as_the_prompt_format(gme_dir, tmp_path):
+    out = tmp_path / "preset"
+    assert main(["convert", "--preset", "gme-Qwen2-VL-2B", "--base", str(FIXTURE / "backbone"), "--out", str(out)]) == 0
+    for name in ("config.json", "processor_config.json"):
+        assert json.loads((out / name).read_text()) == json.loads((gme_dir / name).read_text()), name
+
+
+def test_gme_prompt_format_needs_a_qwen2_vl_backbone(tmp_path):
+    phi = Path(__file__).parent / "fixtures" / "parity-phi3v-public" / "backbone"
+    with pytest.raises(ValueError, match=r"prompt_format 'gme' does not fit a 'phi3_v' backbone"):
+        convert_backbone(phi, tmp_path / "out", prompt_format="gme")
+
+
+def test_gme_resize_runs_before_the_processor_bounds(auto_gme, fixture_model_dir):
+    # A 6030x30 image (ratio 201): GME's smart_resize gives 28x6020 (ratio 215 > 200), clamped to 28x5600 (GME warns
+    # and clamps), which the processor takes as is: 2x400 patches. The plain Qwen2-VL processor refuses the image.
+    from transformers import AutoProcessor
+
+    wide = Image.new("RGB", (6030, 30), (200, 30, 30))
+    assert auto_gme[1](images=[wide])["image_grid_thw"].tolist() == [[1, 2, 400]]
+    with pytest.raises(ValueError, match="image 0: 6030x30 image rejected.*aspect ratio"):
+        AutoProcessor.from_pretrained(fixture_model_dir, trust_remote_code=True)(images=[wide])
+
+
+@pytest.mark.parametrize("case_id", sorted(CASES))
+def test_auto_model_full_chat_prompt_matches_each_case(auto_gme, expected, case_id):
+    case = CASES[case_id]
+    image = case_image(case_id)
+    embeddings, inputs = embed(
+        auto_gme, [chat_prompt(driver_text(case_id), image is not None)], [image] if image else []
+    )
+    assert inputs["input_ids"][0].tolist() == case["input_ids"]
+    if image is not None:
+        assert inputs["image_grid_thw"].tolist() == case["image_grid_thw"]
+    pooled = auto_gme[1].tokenizer.convert_ids_to_tokens(inputs["input_ids"][0, -1:].tolist())[0]
+    assert pooled == case["pooled_token"]  # `<|endoftext|>`; g07 (cut at 1800 tokens): `R`
+    assert max_abs(embeddings[0], expected[f"case/{case_id}"]) < TOLERANCE
+
+
+def test_auto_model_plain_texts_get_the_chat_prompt(auto_gme, expected):
+    # Plain texts (VLM2Vec's `<|image_pad|>` placeholder for an image) are wrapped in GME's prompt by the processor.
+    ids = ["g01", "g05", "g06", "g03", "g09"]
+    prompts = [("<|image_pad|> " if i == "g03" else "") + CASES[i]["text"] for i in ids]  # g06: "<|image_pad|>\n..."
+    images = [case_image(i) for i in ids if case_image(i)]
+    embeddings, _ = embed(auto_gme, prompts, images)
+    for row, case_id in enumerate(ids):
+        assert max_abs(embeddings[row], expected[f"case/{case_id}"]) < TOLERANCE, case_id
+
+
+@pytest.mark.parametrize("batch", sorted(BATCHES))
+def test_auto_model_every_batch_row_equals_its_single_case(auto_gme, expected, batch):
+    ids = BATCHES[batch]
+    prompts = [chat_prompt(driver_text(i), case_image(i) is not None) for i in ids]
+    embeddings, inputs = embed(auto_gme, prompts, [case_image(i) for i in ids if case_image(i)])
+    assert inputs["attention_mask"][:, -1].all()  # left padding: every row ends in its own last token
+    for row, case_id in enumerate(ids):
+        assert max_abs(embeddings[row], expected[f"case/{case_id}"]) < TOLERANCE, (batch, case_id)
+    assert max_abs(embeddings, expected[f"batch_per_row/{batch}"]) < TOLERANCE
+
+
+@pytest.mark.parametrize("case_id", sorted(CASES))
+def test_sentence_transformers_encode_matches_each_case(st_gme, expected, case_id):
+    embedding = st_gme.encode([st_input(case_id)], convert_to_tensor=True)[0]
+    assert max_abs(embedding, expected[f"case/{case_id}"]) < TOLERANCE
+
+
+@pytest.mark.parametrize("batch", sorted(BATCHES))
+def test_sentence_transformers_every_batch_row_equals_its_single_case(st_gme, expected, batch):
+    ids = BATCHES[batch]
+    embeddings = st_gme.encode([st_input(i) for i in ids], batch_size=len(ids), convert_to_tensor=True)
+    for row, case_id in enumerate(ids):
+        assert max_abs(embeddings[row], expected[f"case/{case_id}"]) < TOLERANCE, (batch, case_id)
+
+
+def test_sentence_transformers_one_batch_of_every_case(st_gme, expected):
+    # Text rows before and after image rows, PIL and path images, and the 1800-token row (a sub-batch of its own).
+    ids = sorted(CASES)
+    inputs = [st_input(i) for i in ids]
+    inputs[ids.index("g02")] = case_image("g02")
+    embeddings = st_gme.encode(inputs, batch_size=len(ids), convert_to_tensor=True)
+    for row, case_id in enumerate(ids):
+        assert max_abs(embeddings[row], expected[f"case/{case_id}"]) < TOLERANCE, case_id
+
+
+def test_an_instruction_becomes_the_system_prompt(st_gme, auto_gme):
+    # GME's `embed(..., instruction=...)` puts a query instruction in the system turn, replacing the default.
+    instruction = "Find an image that matches the given text."
+    text = "A cat and a tiger"
+    ours = st_gme.encode([text], prompt=instruction, convert_to_tensor=True)[0]
+    reference, _ = embed(auto_gme, [chat_prompt(text, False, system=instruction)], [])
+    assert max_abs(ours, reference[0]) < TOLERANCE
+    default = st_gme.encode([text], convert_to_tensor=True)[0]
+    assert max_abs(ours, default) > 1e-3
+    fused = st_gme.encode([{"image": case_image("g03"), "text": "What is in the image"}], prompt=instruction)[0]
+    reference, _ = embed(auto_gme, [chat_prompt("What is in the image", True, system=instruction)], [case_image("g03")])
+    assert max_abs(fused, reference[0]) < TOLERANCE
+
+
+def test_a_complete_chat_prompt_takes_no_instruction(st_gme):
+    with pytest.raises(ValueError, match=r"item 0 of its batch.*complete GME chat prompt takes no instruction"):
+        st_gme.encode([chat_prompt("A cat", False)], prompt="Find an image.")
+
+
+def test_mmeb_prompts_reach_the_model_as_the_gme_driver_sends_them(st_gme, auto_gme, mini_mmeb):
+    from vlm2vec_hf.evaluation.data import load_mmeb_eval
+    from vlm2vec_hf.evaluation.evaluator import encoder_input
+
+    datasets = load_mmeb_eval(mini_mmeb / "eval", mini_mmeb / "images", image_token="<|image_pad|>")
+    image_query = next(q for d in datasets for q in d.queries if q[1] and q[0].startswith("<|image_pad|>"))
+    text_query = next(q for d in datasets for q in d.queries if not q[1])
+    for text, image in (image_query, text_query):
+        features = st_gme[0].preprocess([encoder_input((text, image))])
+        # VLM2Vec stores "<|image_pad|> instruction text"; its GME driver sends instruction + " " + text.
+        driver = text[len("<|image_pad|> ") :] if image else text
+        reference = auto_gme[1](text=[chat_prompt(driver, bool(image))], images=[image] if image else None)
+        assert features["input_ids"].tolist() == reference["input_ids"].tolist()
+
+
+def test_eval_on_mini_mmeb_writes_results_beside_the_published_gme(gme_dir, mini_mmeb, tmp_path, capsys):
+    out = tmp_path / "eval"
+    data = ["--data", str(mini_mmeb / "eval"), "--image-dir", str(mini_mmeb / "images")]
+    args = ["eval", "--model", str(gme_dir), *data]
+    # Two of the six sets keep the test short: image queries vs text labels, and text queries vs images.
+    assert main([*args, "--subsets", "Digits", "Digits_t2i", "--out", str(out), "--compare", "GME-2B"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["datasets"]) == {"Digits", "Digits_t2i"}
+    assert results["published"]["model"] == "GME-2B"
+    assert all(0.0 <= d["metrics"]["hit@1"] <= 1.0 for d in results["datasets"].values())
+    assert "GME-2B" in capsys.readouterr().out
+
+
+def test_a_gme_folder_trains(gme_dir, mini_mmeb, tmp_path):
+    from vlm2vec_hf.training.config import TrainConfig
+    from vlm2vec_hf.training.trainer import build_trainer
+
+    config = TrainConfig(
+        model=str(gme_dir),
+        data=str(mini_mmeb / "train"),
+        image_dir=str(mini_mmeb / "images"),
+        output_dir=str(tmp_path / "run"),
+        num_sample_per_subset=8,
+        per_device_train_batch_size=4,
+        max_steps=2,
+    )
+    trainer = build_trainer(config)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if "layers.0.mlp" in name}
+    assert trainer.train().training_loss > 0
+    after = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    assert trainer.model[0].processor.prompt_format == "gme"
