@@ -76,6 +76,7 @@ def write_model_folder(
     leaves `out_dir` as it was (an existing folder untouched) and no staging folder behind.
     """
     out_dir = Path(out_dir)
+    restore_interrupted_replace(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -152,15 +153,36 @@ def _point_modules_json_at_root_file(folder: Path) -> None:
     modules_path.write_text(json.dumps(modules, indent=2))
 
 
+def _backup_of(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def restore_interrupted_replace(target: str | os.PathLike) -> bool:
+    """Put back a folder that an interrupted replace left at `.<name>.old` (killed between its two moves, so
+    `target` is missing); True if it did. The write that follows then sees the user's folder where it was."""
+    target = Path(target)
+    backup = _backup_of(target)
+    if backup.is_dir() and not target.exists():
+        os.replace(backup, target)
+        return True
+    return False
+
+
 def _replace_folder(new: Path, target: Path) -> None:
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
-        os.replace(target, backup)
+    """Move `new` onto `target`, keeping the old `target` at `.<name>.old` until the new one is in place."""
+    restore_interrupted_replace(target)
+    if not target.exists():
         os.replace(new, target)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
+        return
+    backup = _backup_of(target)
+    shutil.rmtree(backup, ignore_errors=True)  # `target` exists, so this is a stale copy, never the only one
+    os.replace(target, backup)
+    try:
         os.replace(new, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def load_sentence_transformer(folder_or_repo: str | os.PathLike, **kwargs) -> SentenceTransformer:
