@@ -18,8 +18,8 @@ def _add_convert(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "convert",
-        help="wrap a Qwen2-VL / Qwen2.5-VL checkpoint (plus an optional LoRA/DoRA adapter, merged) as a VLM2Vec "
-        "model folder",
+        help="wrap a Qwen2-VL / Qwen2.5-VL / Phi-3.5-V checkpoint (plus an optional LoRA/DoRA adapter, merged) as a "
+        "VLM2Vec model folder",
     )
     parser.add_argument("--base", help="backbone checkpoint folder or Hub id (default: the preset's base model)")
     parser.add_argument(
@@ -35,8 +35,15 @@ def _add_convert(subparsers) -> None:
         help="1-D positions as the published models (reference, default) or the backbone's M-RoPE (native)",
     )
     parser.add_argument("--prompt-format", choices=["v1", "v2"], help="default: the preset's, else v1")
-    parser.add_argument("--min-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MIN_PIXELS}")
-    parser.add_argument("--max-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MAX_PIXELS}")
+    parser.add_argument(
+        "--min-pixels", type=int, help=f"Qwen2-VL image bounds (default: the preset's, else {PUBLISHED_MIN_PIXELS})"
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, help=f"Qwen2-VL image bounds (default: the preset's, else {PUBLISHED_MAX_PIXELS})"
+    )
+    parser.add_argument(
+        "--num-crops", type=int, help="Phi-3.5-V HD crops per image (default: the preset's, else the checkpoint's)"
+    )
     parser.add_argument(
         "--max-length", type=int, help="truncate prompts to this many tokens (0: never; default: the preset's, else 0)"
     )
@@ -62,10 +69,14 @@ def _run_convert(args: argparse.Namespace) -> None:
         preset=args.preset,
         position_ids_mode=args.position_ids,
         prompt_format=args.prompt_format,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
         max_length=args.max_length,
         image_resize=args.image_resize,
+        # Only the options given: each backbone family takes its own (an option it does not take is an error).
+        image_processor_options={
+            name: value
+            for name in ("min_pixels", "max_pixels", "num_crops")
+            if (value := getattr(args, name)) is not None
+        },
         dtype=args.dtype,
         overwrite=args.overwrite,
     )
@@ -104,8 +115,8 @@ def _add_init(subparsers) -> None:
     parser.add_argument("--size", choices=["tiny", "mid"], default="tiny")
     parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl", "phi3_v"], default="qwen2_vl")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-pixels", type=int, default=PUBLISHED_MIN_PIXELS)
-    parser.add_argument("--max-pixels", type=int, default=PUBLISHED_MAX_PIXELS)
+    parser.add_argument("--min-pixels", type=int, help=f"Qwen2-VL image bounds (default {PUBLISHED_MIN_PIXELS})")
+    parser.add_argument("--max-pixels", type=int, help=f"Qwen2-VL image bounds (default {PUBLISHED_MAX_PIXELS})")
     parser.add_argument("--overwrite", action="store_true")
 
 
