@@ -1,15 +1,29 @@
-"""Encode throughput: this project's `SentenceTransformer.encode` vs the reference-style pipeline.
+"""Encode throughput of this project's `SentenceTransformer.encode` vs reference-style pipelines, and FLOP/s.
+
+Each row also gives the model FLOP/s both pipelines achieve as a fraction of the machine's fp32 matmul peak.
 
 (a) `SentenceTransformer(folder, trust_remote_code=True).encode(inputs, prompt=..., batch_size=B)`.
-(b) The reference VLM2Vec pipeline rebuilt from stock transformers on the same weights: every example goes through
-    the stock `Qwen2VLProcessor` (PIL backend) on its own, the rows are padded with `tokenizer.pad`, the pixel
-    tensors concatenated, and the stock `Qwen2VLModel` runs with 1-D positions; last token, L2 norm.
+(b) The reference VLM2Vec pipeline rebuilt on the same weights, every example processed on its own, the rows padded
+    with `tokenizer.pad`, the pixel tensors concatenated, one model call per batch; last token, L2 norm:
+    * Qwen2-VL: the stock `Qwen2VLProcessor` (PIL backend) per example, the stock `Qwen2VLModel` with 1-D
+      positions.
+    * Phi-3.5-V: the reference `Phi3VProcessor` per example (prompt split around `<|image_1|>`, each chunk
+      tokenised with BOS, `-1` placeholders; `convert("RGB")`, HD transform, ToTensor + Normalize, bicubic global
+      view, crops, zero padding to `num_crops + 1`), then the reference `Phi3ImageEmbedding` (the whole CLIP tower
+      over every crop, padding included, all hidden states kept, `hidden_states[-2]`; 2 x 2 merge, separators and
+      projection image by image) written into the stock `Phi3Model`'s input embeddings.
 
-Both start from image file paths and text, on CPU, fp32, eager attention, for text-only, image-only and
-image+text inputs at batch sizes 1, 16 and 64, on the tiny random model and a ~55M-parameter random model.
-Timings are medians of interleaved repeats measured in one run; the ratio a/b is what to read.
+Both start from image file paths and text, on CPU, fp32, eager attention, for text-only, image-only and image+text
+inputs at batch sizes 1, 16 and 64 (Phi-3.5-V: `--phi-items` items, batch sizes up to that), on the tiny random
+models and ~55M-parameter random models. Timings are medians of interleaved repeats measured in one run; the ratio
+a/b is what to read. Before the timed repeats, each pipeline runs once at each batch size under
+`torch.utils.flop_counter.FlopCounterMode`: that pass gives the model FLOPs it executes (matmuls, convolutions;
+element-wise work is not counted) and the embeddings the two pipelines must agree on (1e-4). Achieved FLOP/s =
+those FLOPs / the median time; the peak is the best of a few large fp32 `torch.mm` with the same thread count,
+measured at the start and at the end of the run (the higher one is used).
 
-    python benchmarks/encode_throughput.py [--models tiny mid] [--items 64] [--repeats 3]
+    python benchmarks/encode_throughput.py [--families qwen2_vl phi3_v] [--models tiny mid] [--items 64]
+        [--phi-items 16] [--repeats 3] [--batch-sizes 1 16 64] [--out DIR]
 """
 
 from __future__ import annotations
@@ -17,18 +31,33 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from provenance import write_result  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
 from vlm2vec_hf.hub_cards.convert import convert_backbone
-from vlm2vec_hf.model_folder import load_sentence_transformer
+from vlm2vec_hf.model_folder import load_sentence_transformer, make_processor, write_model_folder
+from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
+from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import (
+    CLIP_MEAN,
+    CLIP_STD,
+    CROP_SIZE,
+    Phi3VImageEmbedding,
+    Phi3VModel,
+    hd_transform,
+    num_image_tokens_for,
+)
 from vlm2vec_hf.modeling_vlm2vec.modeling_vlm2vec import reference_position_ids
 from vlm2vec_hf.tiny import BUNDLED_IMAGES, random_backbone, tiny_tokenizer
 
@@ -41,9 +70,13 @@ TEXTS = [
     "What kind of building stands by the lake in this photograph, and how old might it be?",
 ]
 IMAGES = sorted(str(path) for path in BUNDLED_IMAGES.glob("*.png"))
+IMAGE_TAGS = {"qwen2_vl": "<|image_pad|>", "phi3_v": "<|image_1|>"}
+FAMILY_NAMES = {"qwen2_vl": "Qwen2-VL", "phi3_v": "Phi-3.5-V"}
+KINDS = ("text", "image", "image+text")
+PARITY_TOLERANCE = 1e-4
 
 
-def make_inputs(kind: str, count: int) -> tuple[list, list[str], list[str | None]]:
+def make_inputs(kind: str, count: int, image_tag: str) -> tuple[list, list[str], list[str | None]]:
     """`count` inputs of one kind, as (ST inputs, reference prompt strings, reference image paths)."""
     st_inputs, prompts, images = [], [], []
     for index in range(count):
@@ -54,16 +87,22 @@ def make_inputs(kind: str, count: int) -> tuple[list, list[str], list[str | None
             images.append(None)
         elif kind == "image":
             st_inputs.append(image)
-            prompts.append(f"<|image_pad|> {INSTRUCTION}")
+            prompts.append(f"{image_tag} {INSTRUCTION}")
             images.append(image)
         else:
             st_inputs.append({"image": image, "text": text})
-            prompts.append(f"<|image_pad|> {INSTRUCTION} {text}")
+            prompts.append(f"{image_tag} {INSTRUCTION} {text}")
             images.append(image)
     return st_inputs, prompts, images
 
 
-class ReferenceStylePipeline:
+def pool_last(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """`(batch, seq, D)` -> `(batch, D)`: the last non-padding token, L2-normalised (either padding side)."""
+    last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)
+    return F.normalize(hidden[torch.arange(hidden.shape[0]), last], dim=-1)
+
+
+class QwenReferenceStylePipeline:
     """The reference's per-example processing + padding, on stock transformers classes."""
 
     def __init__(self, backbone_dir: Path):
@@ -76,8 +115,6 @@ class ReferenceStylePipeline:
 
     @torch.inference_mode()
     def encode(self, prompts: list[str], images: list[str | None], batch_size: int) -> torch.Tensor:
-        from PIL import Image
-
         outputs = []
         for start in range(0, len(prompts), batch_size):
             rows, pixel_values, grids = [], [], []
@@ -98,22 +135,132 @@ class ReferenceStylePipeline:
                 position_ids=reference_position_ids(batch["attention_mask"]),
                 **kwargs,
             ).last_hidden_state
-            last = batch["attention_mask"].shape[1] - 1 - batch["attention_mask"].flip(1).argmax(1)
-            outputs.append(F.normalize(hidden[torch.arange(hidden.shape[0]), last], dim=-1))
+            outputs.append(pool_last(hidden, batch["attention_mask"]))
         return torch.cat(outputs)
 
 
-def build(size: str, workdir: Path) -> tuple[Path, Path, int]:
-    """Save a random stock backbone (+ tokenizer, PIL image processor) and convert it; returns both folders."""
+def reference_phi3v_image(image: Image.Image, num_crops: int = 4) -> tuple[torch.Tensor, list[int]]:
+    """The reference `Phi3VImageProcessor.preprocess` for one image: `(num_crops + 1, 3, 336, 336)` pixel values
+    and the HD size `[height, width]`."""
+    hd = hd_transform(image.convert("RGB"), num_crops)
+    tensor = torch.from_numpy(np.array(hd)).permute(2, 0, 1).float().div(255)  # torchvision ToTensor
+    tensor = (tensor - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)  # Normalize
+    global_view = F.interpolate(tensor.unsqueeze(0), size=(CROP_SIZE, CROP_SIZE), mode="bicubic")
+    height, width = tensor.shape[1:]
+    crops = (
+        tensor.reshape(1, 3, height // CROP_SIZE, CROP_SIZE, width // CROP_SIZE, CROP_SIZE)
+        .permute(0, 2, 4, 1, 3, 5)
+        .reshape(-1, 3, CROP_SIZE, CROP_SIZE)
+        .contiguous()
+    )
+    stacked = torch.cat([global_view, crops], dim=0)
+    padding = stacked.new_zeros(num_crops + 1 - stacked.shape[0], 3, CROP_SIZE, CROP_SIZE)
+    return torch.cat([stacked, padding], dim=0), [height, width]
+
+
+def reference_phi3v_image_features(
+    embedding: Phi3VImageEmbedding, pixel_values: torch.Tensor, image_sizes: torch.Tensor
+) -> list[torch.Tensor]:
+    """The reference `Phi3ImageEmbedding` (`sub_glb` order): `(num_img_tokens_i, hidden)` per image."""
+    images, crops = pixel_values.shape[:2]
+    output = embedding.img_processor(pixel_values.flatten(0, 1), output_hidden_states=True)
+    features = output.hidden_states[-2][:, 1:]
+    side = int(features.shape[1] ** 0.5)
+    features = features.reshape(images, crops, -1, features.shape[-1])
+    projected = []
+    for index in range(images):
+        h_crop, w_crop = (image_sizes[index] // CROP_SIZE).tolist()
+        global_view = embedding.merge_2x2(features[index, :1], 1, 1)
+        global_view = torch.cat([global_view, embedding.sub_GN.repeat(1, side // 2, 1, 1)], dim=2)
+        global_view = global_view.reshape(1, -1, global_view.shape[-1])
+        sub = embedding.add_row_separators(embedding.merge_2x2(features[index, 1:][: h_crop * w_crop], h_crop, w_crop))
+        projected.append(embedding.img_projection(torch.cat([sub, embedding.glb_GN, global_view], dim=1))[0])
+    return projected
+
+
+class PhiReferenceStylePipeline:
+    """The reference's Phi-3.5-V path (per-example `Phi3VProcessor`, `Phi3ImageEmbedding`, `Phi3Model`)."""
+
+    def __init__(self, backbone: Phi3VModel, tokenizer, num_crops: int = 4):
+        self.model = backbone.eval()
+        self.model.set_attn_implementation("eager")
+        self.tokenizer = tokenizer
+        self.num_crops = num_crops
+
+    def process(self, prompt: str, image: str | None) -> tuple[list[int], torch.Tensor | None, list[int] | None]:
+        """One example: (input ids with `-1` image placeholders, pixel values, HD size)."""
+        if image is None:
+            return self.tokenizer(prompt)["input_ids"], None, None
+        pixels, size = reference_phi3v_image(Image.open(image), self.num_crops)
+        chunks = [self.tokenizer(chunk)["input_ids"] for chunk in re.split(r"<\|image_\d+\|>", prompt)]
+        ids = chunks[0] + [-1] * num_image_tokens_for(*size, self.model.config.num_img_tokens) + chunks[1]
+        return ids, pixels, size
+
+    @torch.inference_mode()
+    def encode(self, prompts: list[str], images: list[str | None], batch_size: int) -> torch.Tensor:
+        outputs = []
+        for start in range(0, len(prompts), batch_size):
+            rows, pixel_values, sizes = [], [], []
+            for prompt, image in zip(prompts[start : start + batch_size], images[start : start + batch_size]):
+                ids, pixels, size = self.process(prompt, image)
+                rows.append({"input_ids": ids})
+                if pixels is not None:
+                    pixel_values.append(pixels)
+                    sizes.append(size)
+            batch = self.tokenizer.pad(rows, padding=True, padding_side="right", return_tensors="pt")
+            input_ids = batch["input_ids"]
+            embeds = self.model.language_model.embed_tokens(input_ids.clamp(min=0))
+            if pixel_values:
+                features = reference_phi3v_image_features(
+                    self.model.vision_embed_tokens, torch.stack(pixel_values), torch.tensor(sizes)
+                )
+                positions = (input_ids < 0).nonzero()
+                offset = 0
+                for image_tokens in features:
+                    row, column = positions[offset].tolist()
+                    embeds[row, column : column + image_tokens.shape[0]] = image_tokens
+                    offset += image_tokens.shape[0]
+            hidden = self.model.language_model(
+                inputs_embeds=embeds, attention_mask=batch["attention_mask"]
+            ).last_hidden_state
+            outputs.append(pool_last(hidden, batch["attention_mask"]))
+        return torch.cat(outputs)
+
+
+def build_qwen(size: str, workdir: Path) -> tuple[Path, QwenReferenceStylePipeline, int]:
+    """Save a random stock Qwen2-VL backbone (+ tokenizer, PIL image processor), convert it; returns the model
+    folder, the reference-style pipeline on the same weights and the parameter count."""
     backbone = random_backbone(size, seed=0, weight_std=0.2 if size == "tiny" else None)
-    backbone_dir = workdir / f"{size}-backbone"
+    backbone_dir = workdir / f"qwen2_vl-{size}-backbone"
     backbone.save_pretrained(backbone_dir)
     tiny_tokenizer().save_pretrained(backbone_dir)
     from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
     Qwen2VLImageProcessorPil().save_pretrained(backbone_dir)
-    model_dir = convert_backbone(backbone_dir, workdir / f"{size}-vlm2vec", dtype=torch.float32)
-    return backbone_dir, model_dir, sum(p.numel() for p in backbone.parameters())
+    model_dir = convert_backbone(backbone_dir, workdir / f"qwen2_vl-{size}-vlm2vec", dtype=torch.float32)
+    return model_dir, QwenReferenceStylePipeline(backbone_dir), sum(p.numel() for p in backbone.parameters())
+
+
+def build_phi(size: str, workdir: Path) -> tuple[Path, PhiReferenceStylePipeline, int]:
+    """A random Phi-3.5-V (`Phi3VModel`: stock `Phi3Model` + `CLIPVisionModel` + glue) as a model folder, and the
+    reference-style pipeline on the same weights."""
+    backbone = random_backbone(size, "phi3_v", seed=0, weight_std=0.2 if size == "tiny" else None)
+    tokenizer = tiny_tokenizer("phi3_v")
+    processor = make_processor(tokenizer, backbone_model_type="phi3_v")
+    model_dir = write_model_folder(VLM2VecModel.from_backbone(backbone), processor, workdir / f"phi3_v-{size}-vlm2vec")
+    return model_dir, PhiReferenceStylePipeline(backbone, tokenizer), sum(p.numel() for p in backbone.parameters())
+
+
+def matmul_peak(sizes: tuple[int, ...] = (2048, 4096), repeats: int = 3) -> float:
+    """The machine's fp32 matmul peak at this thread count, in FLOP/s: the best of `repeats` `torch.mm` of
+    `n x n` matrices for each `n` (after one warm-up each)."""
+    best = 0.0
+    for n in sizes:
+        a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+        torch.mm(a, b, out=out)
+        for _ in range(repeats):
+            best = max(best, 2 * n**3 / timed(torch.mm, a, b, out=out))
+    return best
 
 
 def timed(function, *args, **kwargs) -> float:
@@ -123,118 +270,190 @@ def timed(function, *args, **kwargs) -> float:
     return time.perf_counter() - start
 
 
-def run(models: list[str], items: int, repeats: int, batch_sizes: list[int]) -> dict:
+def counted(function: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """`function()`'s embeddings and the model FLOPs it executed (`FlopCounterMode`)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        embeddings = torch.as_tensor(function())
+    return embeddings, counter.get_total_flops()
+
+
+def run(families: list[str], models: list[str], items: int, phi_items: int, repeats: int, batch_sizes: list[int]):
     results = {
         "items": items,
+        "phi_items": phi_items,
         "repeats": repeats,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "torch": torch.__version__,
+        "matmul_peak_method": "best of 3 fp32 torch.mm of 2048^2 and 4096^2 matrices, at the start and the end",
+        "matmul_peak_flop_per_s": {"start": matmul_peak()},
         "rows": [],
     }
+    print(f"fp32 matmul peak at the start: {results['matmul_peak_flop_per_s']['start'] / 1e9:.1f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory() as workdir:
-        for size in models:
-            backbone_dir, model_dir, parameters = build(size, Path(workdir))
-            ours = load_sentence_transformer(model_dir, device="cpu")
-            ours[0].model.set_attn_implementation("eager")
-            reference = ReferenceStylePipeline(backbone_dir)
-            for kind in ("text", "image", "image+text"):
-                st_inputs, prompts, images = make_inputs(kind, items)
-                # Same numbers first, so that the speed comparison is between equivalent computations.
-                same = (
-                    (
-                        torch.as_tensor(ours.encode(st_inputs, prompt=INSTRUCTION, batch_size=16))
-                        - reference.encode(prompts, images, 16)
-                    )
-                    .abs()
-                    .max()
-                    .item()
-                )
-                assert same < 1e-4, f"pipelines disagree by {same} on {size}/{kind}"
-                for batch_size in batch_sizes:
-                    ours_times, reference_times = [], []
-                    for _ in range(repeats):
-                        ours_times.append(timed(ours.encode, st_inputs, prompt=INSTRUCTION, batch_size=batch_size))
-                        reference_times.append(timed(reference.encode, prompts, images, batch_size))
-                    row = {
-                        "model": size,
-                        "parameters": parameters,
-                        "inputs": kind,
-                        "batch_size": batch_size,
-                        "ours_items_per_s": items / statistics.median(ours_times),
-                        "reference_items_per_s": items / statistics.median(reference_times),
-                        "max_abs_diff": same,
-                    }
-                    row["ratio"] = row["ours_items_per_s"] / row["reference_items_per_s"]
-                    results["rows"].append(row)
-                    print(
-                        f"{size:>5} {parameters / 1e6:6.1f}M {kind:>10} bs={batch_size:<3} "
-                        f"ours {row['ours_items_per_s']:8.1f}/s  reference-style {row['reference_items_per_s']:8.1f}/s"
-                        f"  ratio {row['ratio']:.2f}x",
-                        flush=True,
-                    )
+        for family in families:
+            count = phi_items if family == "phi3_v" else items
+            sizes = [size for size in batch_sizes if size <= count] or [count]
+            for size in models:
+                build = build_phi if family == "phi3_v" else build_qwen
+                model_dir, reference, parameters = build(size, Path(workdir))
+                ours = load_sentence_transformer(model_dir, device="cpu")
+                ours[0].model.set_attn_implementation("eager")
+                for kind in KINDS:
+                    st_inputs, prompts, images = make_inputs(kind, count, IMAGE_TAGS[family])
+                    for batch_size in sizes:
+
+                        def run_ours(model=ours, batch_size=batch_size, st_inputs=st_inputs):
+                            return model.encode(st_inputs, prompt=INSTRUCTION, batch_size=batch_size)
+
+                        def run_reference(pipeline=reference, batch_size=batch_size, prompts=prompts, images=images):
+                            return pipeline.encode(prompts, images, batch_size)
+
+                        # Counted pass first: FLOPs, warm-up, and the same numbers from both pipelines, so that the
+                        # speed comparison is between equivalent computations.
+                        ours_embeddings, ours_flops = counted(run_ours)
+                        reference_embeddings, reference_flops = counted(run_reference)
+                        same = (ours_embeddings - reference_embeddings).abs().max().item()
+                        assert same < PARITY_TOLERANCE, f"pipelines disagree by {same} on {family}/{size}/{kind}"
+                        ours_times, reference_times = [], []
+                        for _ in range(repeats):
+                            ours_times.append(timed(run_ours))
+                            reference_times.append(timed(run_reference))
+                        row = {
+                            "family": family,
+                            "model": size,
+                            "parameters": parameters,
+                            "inputs": kind,
+                            "items": count,
+                            "batch_size": batch_size,
+                            "ours_items_per_s": count / statistics.median(ours_times),
+                            "reference_items_per_s": count / statistics.median(reference_times),
+                            "ours_flops_per_item": ours_flops / count,
+                            "reference_flops_per_item": reference_flops / count,
+                            "max_abs_diff": same,
+                        }
+                        row["ratio"] = row["ours_items_per_s"] / row["reference_items_per_s"]
+                        row["ours_flop_per_s"] = row["ours_flops_per_item"] * row["ours_items_per_s"]
+                        row["reference_flop_per_s"] = row["reference_flops_per_item"] * row["reference_items_per_s"]
+                        results["rows"].append(row)
+                        print(
+                            f"{family:>8} {size:>4} {parameters / 1e6:5.1f}M {kind:>10} bs={batch_size:<3} "
+                            f"ours {row['ours_items_per_s']:8.2f}/s {row['ours_flop_per_s'] / 1e9:6.1f} GFLOP/s | "
+                            f"reference-style {row['reference_items_per_s']:8.2f}/s "
+                            f"{row['reference_flop_per_s'] / 1e9:6.1f} GFLOP/s | ratio {row['ratio']:.2f}x",
+                            flush=True,
+                        )
+                del ours, reference
+    peak = results["matmul_peak_flop_per_s"]
+    peak["end"] = matmul_peak()
+    peak["used"] = max(peak["start"], peak["end"])
+    for row in results["rows"]:
+        row["ours_peak_fraction"] = row["ours_flop_per_s"] / peak["used"]
+        row["reference_peak_fraction"] = row["reference_flop_per_s"] / peak["used"]
+    print(f"fp32 matmul peak at the end: {peak['end'] / 1e9:.1f} GFLOP/s", flush=True)
     return results
 
 
+def model_label(row: dict) -> str:
+    return f"{FAMILY_NAMES.get(row.get('family', 'qwen2_vl'), row.get('family'))} {row['model']}"
+
+
 def to_markdown(results: dict) -> str:
+    peak = results["matmul_peak_flop_per_s"]
     lines = [
-        f"Items per measurement: {results['items']}, median of {results['repeats']} interleaved repeats, "
-        f"{results['torch_threads']} torch threads, CPU fp32 eager, {results['torch']}.",
+        f"Items per measurement: {results['items']} (Phi-3.5-V: {results.get('phi_items', results['items'])}), "
+        f"median of {results['repeats']} interleaved repeats, {results['torch_threads']} torch threads, "
+        f"CPU fp32 eager, {results['torch']}.",
         "",
-        "| model | params | inputs | batch | ours (items/s) | reference-style (items/s) | ratio |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"fp32 matmul peak of this machine in the same run: {peak['used'] / 1e9:.1f} GFLOP/s "
+        f"({results['matmul_peak_method']}: {peak['start'] / 1e9:.1f} / {peak['end'] / 1e9:.1f} GFLOP/s). "
+        "FLOPs are the model FLOPs one pass executes (`FlopCounterMode`: matmuls and convolutions); "
+        "% peak = achieved FLOP/s / that peak.",
+        "",
+        "| model | params | inputs | batch | ours (items/s) | reference-style (items/s) | ratio "
+        "| ours GFLOP/item | ours GFLOP/s | ours % peak | ref. GFLOP/item | ref. GFLOP/s | ref. % peak |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in results["rows"]:
         lines.append(
-            f"| {row['model']} | {row['parameters'] / 1e6:.1f}M | {row['inputs']} | {row['batch_size']} | "
-            f"{row['ours_items_per_s']:.1f} | {row['reference_items_per_s']:.1f} | {row['ratio']:.2f}x |"
+            f"| {model_label(row)} | {row['parameters'] / 1e6:.1f}M | {row['inputs']} | {row['batch_size']} | "
+            f"{row['ours_items_per_s']:.2f} | {row['reference_items_per_s']:.2f} | {row['ratio']:.2f}x | "
+            f"{row['ours_flops_per_item'] / 1e9:.3f} | {row['ours_flop_per_s'] / 1e9:.1f} | "
+            f"{100 * row['ours_peak_fraction']:.1f}% | {row['reference_flops_per_item'] / 1e9:.3f} | "
+            f"{row['reference_flop_per_s'] / 1e9:.1f} | {100 * row['reference_peak_fraction']:.1f}% |"
         )
     return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, path: Path) -> None:
-    """Bar chart of the ours / reference-style throughput ratio per model, input kind and batch size."""
+    """Per model: the ours / reference-style throughput ratio (top) and each pipeline's achieved FLOP/s as a
+    fraction of the fp32 matmul peak (bottom; reference-style hatched), per input kind and batch size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = list(dict.fromkeys(row["model"] for row in results["rows"]))
-    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False)
-    for axis, model in zip(axes[0], models):
-        rows = [row for row in results["rows"] if row["model"] == model]
+    models = list(dict.fromkeys(model_label(row) for row in results["rows"]))
+    figure, axes = plt.subplots(2, len(models), figsize=(5 * len(models), 7.2), squeeze=False)
+    for column, model in enumerate(models):
+        rows = [row for row in results["rows"] if model_label(row) == model]
         kinds = list(dict.fromkeys(row["inputs"] for row in rows))
         batch_sizes = list(dict.fromkeys(row["batch_size"] for row in rows))
         width = 0.8 / len(batch_sizes)
-        for offset, batch_size in enumerate(batch_sizes):
-            ratios = [
-                next(r["ratio"] for r in rows if r["inputs"] == kind and r["batch_size"] == batch_size)
-                for kind in kinds
+
+        def values(key: str, batch_size: int, rows=rows, kinds=kinds) -> list[float]:
+            return [
+                next(r[key] for r in rows if (r["inputs"], r["batch_size"]) == (kind, batch_size)) for kind in kinds
             ]
+
+        for offset, batch_size in enumerate(batch_sizes):
             positions = [index + (offset - (len(batch_sizes) - 1) / 2) * width for index in range(len(kinds))]
-            axis.bar(positions, ratios, width, label=f"batch {batch_size}")
-        axis.axhline(1.0, color="black", linewidth=0.8)
-        axis.set_xticks(range(len(kinds)), kinds)
-        axis.set_title(f"{model} ({rows[0]['parameters'] / 1e6:.1f}M params)")
-        axis.set_ylabel("throughput ratio, ours / reference-style")
-        axis.legend(fontsize=8)
+            axes[0][column].bar(positions, values("ratio", batch_size), width, label=f"batch {batch_size}")
+            ours = [100 * value for value in values("ours_peak_fraction", batch_size)]
+            reference = [100 * value for value in values("reference_peak_fraction", batch_size)]
+            bars = axes[1][column].bar(
+                [p - width / 4 for p in positions], ours, width / 2, label=f"ours, batch {batch_size}"
+            )
+            axes[1][column].bar(
+                [p + width / 4 for p in positions],
+                reference,
+                width / 2,
+                color=bars[0].get_facecolor(),
+                hatch="//",
+                alpha=0.5,
+                label=f"reference-style, batch {batch_size}",
+            )
+        axes[0][column].axhline(1.0, color="black", linewidth=0.8)
+        axes[0][column].set_title(f"{model} ({rows[0]['parameters'] / 1e6:.1f}M params)")
+        axes[0][column].set_ylabel("throughput ratio, ours / reference-style")
+        axes[1][column].set_ylabel("achieved FLOP/s, % of fp32 matmul peak")
+        for axis in axes[:, column]:
+            axis.set_xticks(range(len(kinds)), kinds)
+            axis.legend(fontsize=7)
+    peak = results["matmul_peak_flop_per_s"]["used"]
+    figure.suptitle(f"CPU fp32, {results['torch_threads']} threads; matmul peak {peak / 1e9:.0f} GFLOP/s", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=["qwen2_vl", "phi3_v"], choices=["qwen2_vl", "phi3_v"])
     parser.add_argument("--models", nargs="+", default=["tiny", "mid"], choices=["tiny", "mid"])
-    parser.add_argument("--items", type=int, default=64)
+    parser.add_argument("--items", type=int, default=64, help="items per measurement (Qwen2-VL)")
+    parser.add_argument(
+        "--phi-items", type=int, default=16, help="items per measurement for Phi-3.5-V (~770 tokens + 5 crops each)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64], help="those over the items skipped")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot-only", action="store_true", help="redraw the chart from the saved JSON")
     args = parser.parse_args()
     if args.plot_only:
         plot(json.loads((args.out / "encode_throughput.json").read_text()), args.out / "encode_throughput.png")
         return
-    results = run(args.models, args.items, args.repeats, args.batch_sizes)
+    results = run(args.families, args.models, args.items, args.phi_items, args.repeats, args.batch_sizes)
     markdown = write_result(args.out, "encode_throughput", results, to_markdown)
     plot(results, args.out / "encode_throughput.png")
     print(markdown)

@@ -1,13 +1,14 @@
 """Published VLM2Vec LoRA / DoRA adapters merged into a `VLM2VecModel`, with explicit key mapping and no peft.
 
-The published adapters (`TIGER-Lab/VLM2Vec-Qwen2VL-*`, `VLM2Vec/VLM2Vec-V2.0`) are peft folders saved from the
-reference's wrapper around its vendored transformers-4.4x `Qwen2VLForConditionalGeneration` (REFERENCE.md 1.6):
-keys look like `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight` (LLM) and
-`base_model.model.visual.*` (ViT). `VLM2VecModel` holds the stock transformers-5 `Qwen2VLModel` as `vlm`, whose
-modules are `vlm.language_model.layers.N...` and `vlm.visual...`. peft does not remap these keys by itself: it
-warns and leaves the adapter at its init. So every key is renamed here with `REFERENCE_KEY_MAPPING`, checked
-against the model's modules (a key that matches none is an error, never dropped) and merged in fp32 with peft's
-formulas:
+The published adapters (`TIGER-Lab/VLM2Vec-Qwen2VL-*`, `VLM2Vec/VLM2Vec-V2.0`; `TIGER-Lab/VLM2Vec-LoRA` on
+Phi-3.5-V) are peft folders saved from the reference's wrapper around its vendored backbone (REFERENCE.md 1.6).
+Qwen2-VL keys look like `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight` (LLM) and
+`base_model.model.visual.*` (ViT); `VLM2VecModel` holds the stock transformers-5 `Qwen2VLModel` as `vlm`, whose
+modules are `vlm.language_model.layers.N...` and `vlm.visual...`. Phi-3.5-V keys name `model.layers.N` and the
+CLIP tower's `model.vision_embed_tokens.img_processor.vision_model.*`. peft does not remap these keys by itself: it
+warns and leaves the adapter at its init. So every key is renamed here with the family's `adapter_key_mapping`
+(`REFERENCE_KEY_MAPPING` is Qwen2-VL's), checked against the model's modules (a key that matches none is an error,
+never dropped) and merged in fp32 with peft's formulas:
 
     LoRA:  W' = W + s * B @ A
     DoRA:  W' = m / ||W + s * B @ A||_row * (W + s * B @ A)

@@ -1,11 +1,11 @@
-"""`vlm2vec convert`: a stock Qwen2-VL / Qwen2.5-VL / Phi-3.5-V / LLaVA-Next checkpoint (optionally plus a LoRA /
-DoRA adapter) as a complete VLM2Vec model folder.
+"""`vlm2vec convert`: a stock or published backbone checkpoint (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V, LLaVA-Next;
+optionally plus a LoRA / DoRA adapter) as a complete VLM2Vec model folder.
 
 * `convert_backbone(base, out)`: wrap the backbone as is (`prompt_format="gme"`: the GME recipe on a Qwen2-VL base).
 * `convert_backbone(base, out, adapter=FOLDER)`: also merge a published-style adapter (the reference's key layout,
   `adapter_model.safetensors` or a tensors-only `adapter_model.bin`) into the weights; see `adapter_conversion`.
 * `convert(out, base=..., adapter=..., preset=...)`: the command's entry point. It fills unset options from a
-  preset (`presets.py`), downloads a Hub adapter, and sends adapters written by `vlm2vec train --lora`
+  preset (`presets.py`), downloads a Hub base / adapter, and sends adapters written by `vlm2vec train --lora`
   (sentence-transformers folders) to `training.adapters.merge_adapter_folder`.
 
 The written folder never contains peft files: the adapter is merged, so loading it needs no peft.
@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -32,7 +33,7 @@ from vlm2vec_hf.hub_cards.adapter_conversion import (
     read_adapter,
 )
 from vlm2vec_hf.hub_cards.presets import ConversionPreset, get_preset
-from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
+from vlm2vec_hf.model_folder import make_processor, write_model_folder
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
 from vlm2vec_hf.modeling_vlm2vec.backbones import family_for_prompt_format, saved_family_name
 
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 # What an adapter download fetches: configs, code and the adapter weights, never full-model shards (the 7B V1 repo
 # also holds pytorch_model-*.bin, which `from_pretrained` never uses).
 ADAPTER_DOWNLOAD_PATTERNS = ("*.json", "*.py", *ADAPTER_WEIGHT_FILES)
+# What a base download fetches: configs, tokenizer files and the safetensors weights. The published Phi-3.5-V repos
+# hold the same weights again as pickle `.bin` shards (and remote code), which are never read.
+BASE_DOWNLOAD_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model")
 # Written by sentence-transformers: marks an adapter folder saved by `vlm2vec train --lora`.
 TRAINING_ADAPTER_MARKER = "config_sentence_transformers.json"
 
@@ -53,39 +57,41 @@ def convert_backbone(
     key_mapping: Sequence[tuple[str, str]] | None = None,
     position_ids_mode: str = "reference",
     prompt_format: str = "v1",
-    min_pixels: int = PUBLISHED_MIN_PIXELS,
-    max_pixels: int = PUBLISHED_MAX_PIXELS,
     max_length: int | None = None,
     image_resize: tuple[int, int] | None = None,
+    image_processor_options: Mapping[str, Any] | None = None,
     dtype: torch.dtype | str | None = None,
     overwrite: bool = False,
     processor_source: str | os.PathLike | None = None,
 ) -> Path:
     """Write a VLM2Vec model folder at `out` from the backbone checkpoint at `base` (folder or Hub id).
 
-    The backbone family (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V) is detected from `base`'s `config.json`, or it is the
-    recipe family that owns `prompt_format` (`"gme"`: GME on Qwen2-VL, recorded as `backbone_family`); the weights are
-    loaded with its key mapping (Qwen: its own transformers class, which converts legacy key layouts; Phi-3.5-V: the
-    original names onto `Phi3Model` + `CLIPVisionModel` + glue, an unmapped key being an error) and saved
-    under `vlm.*`; the tokenizer and image-processor settings come from `base`, with the given pixel bounds
-    (`min_pixels` / `max_pixels`, in pixels), `max_length` (tokens; 0: no truncation; None: the family's default,
-    e.g. GME's 1800, else none) and `image_resize`
-    ((width, height) every image is resized to first, the V1 protocol; None: none). With `adapter`, the
-    published-style adapter folder there is merged into the weights first (keys renamed by `key_mapping`, by default
-    the family's `adapter_key_mapping`, merged
-    in fp32, stored in `dtype`), and the saved file is re-read to check that it holds the merged weights.
-    `processor_source` (folder or Hub id, default `base`) is where the tokenizer and image processor come from
-    (LLaVA-Next: the reference always uses `llava-hf/llava-v1.6-mistral-7b-hf`'s).
+    The backbone family (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V, LLaVA-Next) is detected from `base`'s `config.json`, or it
+    is the recipe family that owns `prompt_format` (`"gme"`: GME on Qwen2-VL, recorded as `backbone_family`); the
+    weights are loaded with its key mapping (Qwen: its own transformers class, which converts legacy key layouts;
+    Phi-3.5-V: the original names onto `Phi3Model` + `CLIPVisionModel` + glue; LLaVA-Next: transformers' own mapping;
+    an unmapped key being an error) and saved under `vlm.*`; the tokenizer and image-processor settings come from
+    `processor_source` (folder or Hub id, default `base`; the LLaVA-Next reference always uses
+    `llava-hf/llava-v1.6-mistral-7b-hf`'s), with `max_length` (tokens; 0: no truncation; None: the family's default,
+    e.g. GME's 1800, else none), `image_resize` ((width, height) every image is resized to first, the V1 protocol;
+    None: none) and `image_processor_options`, the family's own settings by name (Qwen2-VL: `min_pixels` /
+    `max_pixels` in pixels; Phi-3.5-V: `num_crops`; an option the family does not take is a ValueError, raised before
+    any weights load).
+    With `adapter`, the published-style adapter folder there is merged into the weights first (keys renamed by
+    `key_mapping`, by default the family's `adapter_key_mapping`, merged in fp32, stored in `dtype`), and the saved
+    file is re-read to check that it holds the merged weights.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
     if adapter is not None and is_training_adapter(adapter):
         raise ValueError(f"{adapter} was written by `vlm2vec train`: merge it with `convert(...)` / `vlm2vec convert`")
-    adapter_weights = read_adapter(adapter) if adapter is not None else None  # fail fast, before the base loads
+    image_processor_options = dict(image_processor_options or {})
     model_type = PreTrainedConfig.get_config_dict(base)[0].get("model_type")
     family = family_for_prompt_format(model_type, prompt_format)  # e.g. "gme": the GME recipe on Qwen2-VL
+    family.check_image_processor_options(image_processor_options)
     family_name = saved_family_name(family, model_type)
+    adapter_weights = read_adapter(adapter) if adapter is not None else None  # fail fast, before the base loads
     model = VLM2VecModel.from_backbone(
         base, position_ids_mode=position_ids_mode, backbone_family=family_name, dtype=dtype or "auto"
     )
@@ -104,10 +110,9 @@ def convert_backbone(
             backbone_model_type=model.config.vlm_config.model_type,
             backbone_family=family_name,
             prompt_format=prompt_format,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
             max_length=max_length,
             image_resize=image_resize,
+            **image_processor_options,
         )
     except OSError as error:
         raise OSError(f"cannot load the tokenizer / image processor from {processor_source}: {error}") from error
@@ -151,20 +156,41 @@ def is_training_adapter(adapter_dir: str | os.PathLike) -> bool:
     return (adapter_dir / ADAPTER_CONFIG_FILE).is_file() and (adapter_dir / TRAINING_ADAPTER_MARKER).is_file()
 
 
-def resolve_adapter(adapter: str | os.PathLike, revision: str | None = None) -> Path:
-    """A local adapter folder: `adapter` itself, or a snapshot of the Hub repo `adapter` (adapter files only)."""
-    path = Path(adapter)
-    if path.is_dir():
-        return path
-    if path.exists() or str(adapter).count("/") != 1 or str(adapter).startswith((".", "/")):
-        raise FileNotFoundError(f"adapter folder {adapter} does not exist")
+def _is_hub_id(source: str | os.PathLike) -> bool:
+    """Whether `source`, which is no folder here, reads as a Hub repo id (`owner/name`)."""
+    text = str(source)
+    return not Path(source).exists() and text.count("/") == 1 and not text.startswith((".", "/"))
+
+
+def _snapshot(repo_id: str, revision: str | None, patterns: Sequence[str], what: str) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        folder = snapshot_download(str(adapter), revision=revision, allow_patterns=list(ADAPTER_DOWNLOAD_PATTERNS))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(patterns)))
     except Exception as error:  # hub errors have no common base with OSError / ValueError, which the CLI reports
-        raise OSError(f"cannot download the adapter {adapter} (revision {revision or 'main'}): {error}") from error
-    return Path(folder)
+        raise OSError(f"cannot download the {what} {repo_id} (revision {revision or 'main'}): {error}") from error
+
+
+def resolve_adapter(adapter: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local adapter folder: `adapter` itself, or a snapshot of the Hub repo `adapter` (adapter files only)."""
+    if Path(adapter).is_dir():
+        return Path(adapter)
+    if not _is_hub_id(adapter):
+        raise FileNotFoundError(f"adapter folder {adapter} does not exist")
+    return _snapshot(str(adapter), revision, ADAPTER_DOWNLOAD_PATTERNS, "adapter")
+
+
+def resolve_base(base: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local backbone checkpoint folder: `base` itself, or a snapshot of the Hub repo `base` (configs, tokenizer
+    and safetensors weights; see `BASE_DOWNLOAD_PATTERNS`)."""
+    if Path(base).is_dir():
+        return Path(base)
+    if not _is_hub_id(base):
+        raise FileNotFoundError(f"base checkpoint folder {base} does not exist")
+    folder = _snapshot(str(base), revision, BASE_DOWNLOAD_PATTERNS, "base checkpoint")
+    if not any(folder.glob("*.safetensors")):
+        raise OSError(f"the base checkpoint {base} has no *.safetensors weights (pickle .bin weights are not read)")
+    return folder
 
 
 def convert(
@@ -175,52 +201,63 @@ def convert(
     preset: str | ConversionPreset | None = None,
     position_ids_mode: str | None = None,
     prompt_format: str | None = None,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
     max_length: int | None = None,
     image_resize: tuple[int, int] | None = None,
+    image_processor_options: Mapping[str, Any] | None = None,
     dtype: torch.dtype | str | None = None,
     overwrite: bool = False,
     processor_source: str | os.PathLike | None = None,
 ) -> Path:
     """`vlm2vec convert`: resolve the preset and the sources, then write the model folder at `out`.
 
-    Options left as None come from `preset` (if given), else `convert_backbone`'s defaults. `max_length=0` means
-    no truncation (a preset's or the family's `max_length` otherwise applies); `image_resize=(0, 0)` likewise turns
-    off a preset's fixed pre-resize. `processor_source` defaults to the preset's (LLaVA-Next: llava-hf's), else
-    `base`. Without `base` / `adapter`, the preset's Hub ids are
-    used (which needs a network). An adapter folder written by `vlm2vec train --lora` is merged by
-    `merge_adapter_folder`, which takes the base, processor and prompts from that folder (`base` overrides the base).
+    Options left as None come from `preset` (if given), else `convert_backbone`'s defaults; each key of
+    `image_processor_options` (the family's image-processor settings, e.g. `min_pixels`, `num_crops`) overrides the
+    preset's value of that key. `max_length=0` means no truncation (a preset's or the family's `max_length` otherwise
+    applies); `image_resize=(0, 0)` likewise turns off a preset's fixed pre-resize. `processor_source` defaults to the
+    preset's (LLaVA-Next: llava-hf's), else `base`. Without `base` / `adapter`, the preset's
+    Hub ids are downloaded (a preset without an adapter repo merges nothing). An adapter folder written by
+    `vlm2vec train --lora` is merged by `merge_adapter_folder`, which takes the base, processor and prompts from
+    that folder (`base` overrides the base).
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     options = {
         "position_ids_mode": position_ids_mode,
         "prompt_format": prompt_format,
-        "min_pixels": min_pixels,
-        "max_pixels": max_pixels,
         "max_length": max_length,
         "image_resize": tuple(image_resize) if image_resize is not None else None,
     }
+    image_processor_options = dict(image_processor_options or {})
     if adapter is None and preset is not None:
         adapter = preset.adapter_repo
     if adapter is not None:
         adapter = resolve_adapter(adapter, revision=preset.adapter_revision if preset is not None else None)
         if is_training_adapter(adapter):
+            options.update(image_processor_options)
             return _merge_training_adapter(adapter, out, base, preset, options, dtype, overwrite)
     if base is None:
         if preset is None:
             raise ValueError("--base is required (or --preset, whose base model is then downloaded)")
         base = preset.base_model
-    for name, value in options.items():
-        if value is None and preset is not None:
-            options[name] = getattr(preset, "fixed_resize" if name == "image_resize" else name)
+    base = resolve_base(base)
+    if preset is not None:
+        for name, value in options.items():
+            if value is None:
+                options[name] = getattr(preset, name)
+        image_processor_options = {**preset.image_processor_options, **image_processor_options}
     options = {name: value for name, value in options.items() if value is not None}
     if options.get("image_resize") == (0, 0):
         options["image_resize"] = None
     if processor_source is None and preset is not None:
         processor_source = preset.processor_source
     return convert_backbone(
-        base, out, adapter=adapter, dtype=dtype, overwrite=overwrite, processor_source=processor_source, **options
+        base,
+        out,
+        adapter=adapter,
+        image_processor_options=image_processor_options,
+        dtype=dtype,
+        overwrite=overwrite,
+        processor_source=processor_source,
+        **options,
     )
 
 

@@ -1,16 +1,21 @@
-"""Conversion presets for the published VLM2Vec Qwen2-VL and LLaVA-Next checkpoints (values: REFERENCE.md 2.3-2.5,
-3.6, 6) and the GME baselines (values: the `parity-gme-public` fixture README, i.e. VLM2Vec's GME driver;
-REFERENCE.md 5.2, A).
+"""Conversion presets for the published VLM2Vec checkpoints (values: REFERENCE.md 2.3-2.5, 3.6, 6) and the GME
+baselines (values: the `parity-gme-public` fixture README, i.e. VLM2Vec's GME driver; REFERENCE.md 5.2, A).
 
-A preset names the base backbone and the adapter repository on the Hub and the settings the published model was
-evaluated with; `vlm2vec convert --preset NAME` uses them as defaults, explicit flags win.
+A preset names the base backbone on the Hub, the adapter repository (None where the base is already the complete
+published model) and the settings the published model was evaluated with; `vlm2vec convert --preset NAME` uses them
+as defaults, explicit flags win. The image-processor settings are the backbone family's own
+(`BackboneFamily.image_processor_options`: Qwen2-VL's pixel bounds, Phi-3.5-V's `num_crops`), passed to the family
+by name; nothing here knows what they mean.
 
-The V1 models' fixed 1344 x 1344 pre-resize (`fixed_resize`) becomes the written processor's `image_resize`.
+The V1 Qwen2-VL models' fixed 1344 x 1344 pre-resize becomes the written processor's `image_resize`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
 
 from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
 
@@ -18,6 +23,9 @@ from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
 QWEN2VL_DEFAULT_MIN_PIXELS = 3136
 QWEN2VL_DEFAULT_MAX_PIXELS = 12845056
 V1_FIXED_RESIZE = (1344, 1344)  # (width, height): `image_resolution="high"`, aspect ratio not kept
+# The published Phi-3.5-V runs: `len256crop4` (REFERENCE.md 2.4, 2.5, 3.6; mteb's VLM2VecWrapper, section 6).
+PHI35V_NUM_CROPS = 4
+PHI35V_MAX_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -26,17 +34,18 @@ class ConversionPreset:
 
     Attributes:
         name: the preset's name on the command line.
-        base_model: Hub id of the stock backbone the adapter was trained on.
-        adapter_repo: Hub id of the repository holding `adapter_config.json` + `adapter_model.{bin,safetensors}`
-            (None: the published model is a full checkpoint, `base_model` itself).
+        base_model: Hub id of the backbone checkpoint: the stock backbone the adapter was trained on, or (without
+            `adapter_repo`) the complete published model.
+        adapter_repo: Hub id of the repository holding `adapter_config.json` + `adapter_model.{bin,safetensors}`;
+            None when `base_model` is the whole published model (nothing to merge).
         adapter_revision: the adapter repository revision to download (None: the default branch).
         position_ids_mode: "reference" (1-D positions, as the published models were trained) or "native".
-        prompt_format: "v1" (`<|image_pad|> instruction text`), "v2" (`<|image_pad|>\\ninstruction text\\n`) or "gme"
-            (GME's chat prompt, `backbone_gme.py`).
-        min_pixels, max_pixels: image-processor bounds in pixels (smart-resize to multiples of 28 inside them).
+        prompt_format: "v1" (`<image> instruction text`), "v2" (`<image>\\ninstruction text\\n`) or "gme" (GME's
+            chat prompt, `backbone_gme.py`).
         max_length: prompt truncation in tokens (None: no truncation).
-        fixed_resize: (width, height) in pixels every image is resized to before the processor, or None; written
-            as the processor's `image_resize`.
+        image_resize: (width, height) in pixels every image is resized to before the processor, or None.
+        image_processor_options: the backbone family's image-processor settings by name (read-only), e.g.
+            `{"min_pixels": 3136, "max_pixels": 1003520}` (Qwen2-VL, pixels) or `{"num_crops": 4}` (Phi-3.5-V).
         notes: where values come from and what is inferred rather than stated.
         processor_source: Hub id the tokenizer and image processor come from (None: `base_model`).
     """
@@ -47,12 +56,14 @@ class ConversionPreset:
     adapter_revision: str | None
     position_ids_mode: str
     prompt_format: str
-    min_pixels: int
-    max_pixels: int
     max_length: int | None
-    fixed_resize: tuple[int, int] | None
+    image_resize: tuple[int, int] | None
+    image_processor_options: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
     processor_source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_processor_options", MappingProxyType(dict(self.image_processor_options)))
 
 
 _V1_QWEN2VL_2B = ConversionPreset(
@@ -62,13 +73,30 @@ _V1_QWEN2VL_2B = ConversionPreset(
     adapter_revision=None,
     position_ids_mode="reference",
     prompt_format="v1",
-    min_pixels=QWEN2VL_DEFAULT_MIN_PIXELS,
-    max_pixels=QWEN2VL_DEFAULT_MAX_PIXELS,
     max_length=4096,
-    fixed_resize=V1_FIXED_RESIZE,
+    image_resize=V1_FIXED_RESIZE,
+    image_processor_options={"min_pixels": QWEN2VL_DEFAULT_MIN_PIXELS, "max_pixels": QWEN2VL_DEFAULT_MAX_PIXELS},
     notes=(
         "V1 protocol: 1344x1344 pre-resize, then the stock Qwen2-VL bounds (max_pixels not re-checked in "
         "REFERENCE.md), 2304 visual tokens per image. max_length 4096 is the V1 training --max_len."
+    ),
+)
+
+_PHI35V_FULL = ConversionPreset(
+    name="VLM2Vec-Full",
+    base_model="TIGER-Lab/VLM2Vec-Full",
+    adapter_repo=None,
+    adapter_revision=None,
+    position_ids_mode="reference",
+    prompt_format="v1",
+    max_length=PHI35V_MAX_LENGTH,
+    image_resize=None,
+    image_processor_options={"num_crops": PHI35V_NUM_CROPS},
+    notes=(
+        "The full fine-tune: the repo is a complete Phi-3.5-V checkpoint (config.json `phi3_v`, bf16 "
+        "safetensors shards; REFERENCE.md 6), converted as it is with no adapter. num_crops 4 and max_length "
+        "256: the published Phi runs (`len256crop4`, REFERENCE.md 2.4/2.5/3.6) and mteb's wrapper (6). "
+        "Phi-3-V never truncates rows with an image (2.5). No pre-resize: V1 skips it for Phi (2.4)."
     ),
 )
 
@@ -93,11 +121,22 @@ PRESETS: dict[str, ConversionPreset] = {
             adapter_revision="e39ff079b8275ef876d3656da8c0bddbff3c4dde",
             position_ids_mode="reference",
             prompt_format="v2",
-            min_pixels=PUBLISHED_MIN_PIXELS,
-            max_pixels=PUBLISHED_MAX_PIXELS,
             max_length=None,
-            fixed_resize=None,
+            image_resize=None,
+            image_processor_options={"min_pixels": PUBLISHED_MIN_PIXELS, "max_pixels": PUBLISHED_MAX_PIXELS},
             notes="Processor autoresize within [3136, 1003520] px, no truncation; revision as pinned by mteb.",
+        ),
+        _PHI35V_FULL,
+        replace(
+            _PHI35V_FULL,
+            name="VLM2Vec-LoRA",
+            base_model="microsoft/Phi-3.5-vision-instruct",
+            adapter_repo="TIGER-Lab/VLM2Vec-LoRA",
+            notes=(
+                "DoRA adapter (r=8, REFERENCE.md 3.6) on microsoft/Phi-3.5-vision-instruct (its README's base_model "
+                "and the reference's --model_name, section 6); it adapts the CLIP tower too (1.5). Settings as "
+                "VLM2Vec-Full (`len256crop4`)."
+            ),
         ),
         ConversionPreset(
             name="VLM2Vec-LLaVa-Next",
@@ -106,17 +145,15 @@ PRESETS: dict[str, ConversionPreset] = {
             adapter_revision=None,
             position_ids_mode="reference",
             prompt_format="v1",
-            min_pixels=PUBLISHED_MIN_PIXELS,
-            max_pixels=PUBLISHED_MAX_PIXELS,
             max_length=4096,
-            fixed_resize=V1_FIXED_RESIZE,
+            image_resize=V1_FIXED_RESIZE,
             processor_source="llava-hf/llava-v1.6-mistral-7b-hf",
             notes=(
                 "REFERENCE.md 6: a full LLaVA-Next checkpoint (no adapter; file list inferred), processor from "
                 "llava-hf/llava-v1.6-mistral-7b-hf as the V1 code hard-codes it; 2.4 / 3.6: the high-res model, "
                 "1344x1344 pre-resize (run ...mmeb20_sub100k-1344...), so 5 AnyRes patches and 2928 image tokens "
-                "per image. max_length 4096 is the V1 --max_len (parity fixture recipe). The pixel bounds do not "
-                "apply: LLaVA-Next sizes images by its grid pinpoints. Should the repo hold a peft adapter instead, "
+                "per image. max_length 4096 is the V1 --max_len (parity fixture recipe). No pixel bounds: "
+                "LLaVA-Next sizes images by its grid pinpoints. Should the repo hold a peft adapter instead, "
                 "pass --base llava-hf/llava-v1.6-mistral-7b-hf --adapter TIGER-Lab/VLM2Vec-LLaVa-Next."
             ),
         ),
@@ -130,10 +167,9 @@ _GME_2B = ConversionPreset(
     adapter_revision=None,
     position_ids_mode="reference",
     prompt_format="gme",
-    min_pixels=PUBLISHED_MIN_PIXELS,
-    max_pixels=PUBLISHED_MAX_PIXELS,
     max_length=1800,
-    fixed_resize=None,
+    image_resize=None,
+    image_processor_options={"min_pixels": PUBLISHED_MIN_PIXELS, "max_pixels": PUBLISHED_MAX_PIXELS},
     notes=(
         "The GME baseline as VLM2Vec's driver runs it (fixture parity-gme-public README): GME chat prompt, "
         "max_length 1800, GME smart_resize (3136 ... 12845056 px) then the processor's [3136, 1003520] px "

@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +26,15 @@ from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 
-from vlm2vec_hf.modeling_vlm2vec import CODE_FILES
 from vlm2vec_hf.st_module import MODULE_FILE
 
 logger = logging.getLogger(__name__)
 
-#: Code files every model folder ships (run with `trust_remote_code=True` where the model is loaded).
-SHIPPED_CODE_FILES = (*CODE_FILES, MODULE_FILE)
+#: The code files loading enters a folder by (`auto_map` targets, the sentence-transformers module). Which other code
+#: files a folder needs is read from its own code: a folder written before a backbone family was added lacks that
+#: family's file, and needs it no more than it did then.
+ENTRY_CODE_FILES = ("configuration_vlm2vec.py", "modeling_vlm2vec.py", "processing_vlm2vec.py", MODULE_FILE)
+_RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w+) import", re.MULTILINE)
 #: A folder needs one of these: a full model's config or an adapter-only (LoRA/DoRA) run's.
 CONFIG_FILES = ("config.json", "adapter_config.json")
 #: File types a Hub repo of this project needs; everything under `assets/` goes too.
@@ -100,7 +103,8 @@ def check_model_folder(folder: str | os.PathLike) -> list[str]:
             f"refusing to push {folder}: it holds pickle weights {pickles}, which run arbitrary code when loaded. "
             "Save the weights as safetensors (`vlm2vec convert`, `save_pretrained`) and remove the pickle files."
         )
-    missing = [name for name in ("modules.json", *SHIPPED_CODE_FILES) if name not in top_level]
+    missing = ["modules.json"] if "modules.json" not in top_level else []
+    missing += missing_code_files(folder, top_level)
     if not top_level & set(CONFIG_FILES):
         missing.append(" or ".join(CONFIG_FILES))
     if not any(name.endswith(".safetensors") for name in top_level):
@@ -111,6 +115,24 @@ def check_model_folder(folder: str | os.PathLike) -> list[str]:
             "`vlm2vec convert`, `vlm2vec init` and `vlm2vec train` write complete folders."
         )
     return [path for path in paths if _is_uploaded(path)]
+
+
+def missing_code_files(folder: Path, top_level: set[str]) -> list[str]:
+    """The code files `folder` lacks: the entry files, then every file the folder's own code imports relatively
+    (`from .backbone_phi3_v import ...`, followed through the files present), each named with its importer."""
+    missing, seen = [], set()
+    queue = [(name, None) for name in ENTRY_CODE_FILES]
+    while queue:
+        name, importer = queue.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in top_level:
+            missing.append(f"{name} (imported by {importer})" if importer else name)
+            continue
+        imported = _RELATIVE_IMPORT.findall((folder / name).read_text(encoding="utf-8"))
+        queue += [(f"{module}.py", name) for module in imported]
+    return missing
 
 
 def _warn_if_adapter_needs_local_base(folder: Path) -> None:

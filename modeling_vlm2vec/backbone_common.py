@@ -100,6 +100,8 @@ class BackboneFamily:
         adapter_key_mapping: `(pattern, replacement)` rules from published adapter keys to our parameter names.
         media_input_keys: the model inputs that carry images / videos (besides `input_ids` / `attention_mask`).
         resize_small_images: whether the reference resizes an image with a side under 28 px to 56 x 56 first.
+        image_processor_options: the keyword settings `conversion_image_processor` takes (Qwen2-VL: the pixel
+            bounds; Phi-3.5-V: `num_crops`); conversion presets and `vlm2vec convert` pass them by these names.
     """
 
     name: str = ""
@@ -114,6 +116,7 @@ class BackboneFamily:
     adapter_key_mapping: tuple[tuple[str, str], ...] = ()
     media_input_keys: tuple[str, ...] = ()
     resize_small_images: bool = True
+    image_processor_options: tuple[str, ...] = ()
 
     # --- model ---
     def build_backbone(self, vlm_config) -> torch.nn.Module:
@@ -160,10 +163,21 @@ class BackboneFamily:
 
         return AutoTokenizer.from_pretrained(source, **hub_kwargs)
 
-    def conversion_image_processor(self, source, min_pixels: int, max_pixels: int):
-        """The image processor of backbone checkpoint `source` (None: the family's defaults), at conversion;
-        `min_pixels` / `max_pixels` bound the image size where the family resizes by pixel count."""
+    def conversion_image_processor(self, source, **options):
+        """The image processor of backbone checkpoint `source` (None: the family's defaults), at conversion, with
+        `options` (named in `image_processor_options`; an option left out keeps the family's default)."""
         raise NotImplementedError
+
+    def check_image_processor_options(self, options: dict[str, Any]) -> None:
+        """Raise a ValueError naming every key of `options` that is not one of this family's
+        `image_processor_options` (e.g. `num_crops` for a Qwen2-VL backbone)."""
+        unknown = sorted(set(options) - set(self.image_processor_options))
+        if unknown:
+            known = ", ".join(self.image_processor_options) or "none"
+            raise ValueError(
+                f"image-processor option(s) {', '.join(unknown)} do not apply to a {self.model_types[0]} backbone "
+                f"(its options: {known})"
+            )
 
     def image_token_id(self, tokenizer) -> int:
         """The id `input_ids` hold on image positions."""

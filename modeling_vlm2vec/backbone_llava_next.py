@@ -227,8 +227,8 @@ class LlavaNextFamily(BackboneFamily):
     def load_image_processor(self, source, **hub_kwargs):
         return LlavaNextEmbeddingImageProcessor.from_pretrained(source, **hub_kwargs)
 
-    def conversion_image_processor(self, source, min_pixels: int, max_pixels: int):
-        # LLaVA-Next sizes images by its AnyRes pinpoints, not by pixel bounds.
+    def conversion_image_processor(self, source):
+        # LLaVA-Next sizes images by its AnyRes pinpoints: no options (`image_processor_options` is empty).
         if source is None:
             return LlavaNextEmbeddingImageProcessor()
         image_processor = LlavaNextEmbeddingImageProcessor.from_pretrained(source)

@@ -202,17 +202,41 @@ class Phi3VImageEmbedding(torch.nn.Module):
             then the global view (12 rows of 12 + `sub_GN`), projected to the LLM width.
         """
         images, crops = pixel_values.shape[:2]
-        dtype = self.img_processor.embeddings.patch_embedding.weight.dtype
-        output = self.img_processor(pixel_values.flatten(0, 1).to(dtype), output_hidden_states=True)
-        features = output.hidden_states[self.layer_idx][:, 1:]
-        features = features.reshape(images, crops, features.shape[1], features.shape[2])
-        global_views = self.add_row_separators(self.merge_2x2(features[:, 0], 1, 1))
-        pieces = []
-        for index, (height, width) in enumerate(image_sizes.tolist()):
-            h_crop, w_crop = height // CROP_SIZE, width // CROP_SIZE
-            sub = self.merge_2x2(features[index, 1 : 1 + h_crop * w_crop], h_crop, w_crop)
-            pieces += [self.add_row_separators(sub)[0], self.glb_GN[0], global_views[index]]
-        return self.img_projection(torch.cat(pieces, dim=0))
+        grids = [(height // CROP_SIZE, width // CROP_SIZE) for height, width in image_sizes.tolist()]
+        groups = _indices_by_value(grids)
+        # One CLIP batch over the crops every image uses (global view + its sub-crops; the zero padding crops never
+        # reach the output), the images of one crop grid next to each other so that each grid is merged at once.
+        if len(groups) == 1 and 1 + grids[0][0] * grids[0][1] == crops:
+            batch = pixel_values.flatten(0, 1)
+        else:
+            batch = torch.cat([pixel_values[members, : 1 + h * w].flatten(0, 1) for (h, w), members in groups.items()])
+        features = self.clip_features(batch)
+        tokens: list[torch.Tensor | None] = [None] * images
+        start = 0
+        for (h_crop, w_crop), members in groups.items():
+            used = 1 + h_crop * w_crop
+            group = features[start : start + len(members) * used].unflatten(0, (len(members), used))
+            start += len(members) * used
+            sub = self.add_row_separators(self.merge_2x2(group[:, 1:].flatten(0, 1), h_crop, w_crop))
+            global_view = self.add_row_separators(self.merge_2x2(group[:, 0], 1, 1))
+            rows = torch.cat([sub, self.glb_GN.expand(len(members), -1, -1), global_view], dim=1)
+            for slot, index in enumerate(members):
+                tokens[index] = rows[slot]
+        return self.img_projection(torch.cat(tokens, dim=0))
+
+    def clip_features(self, crops: torch.Tensor) -> torch.Tensor:
+        """`(n, 3, 336, 336)` crops -> `(n, 576, C)`: CLIP's `hidden_states[layer_idx]` without CLS.
+
+        Only the encoder layers that hidden state depends on run (the reference runs the whole tower and keeps the
+        second-to-last state: the last layer's work is thrown away).
+        """
+        tower = self.img_processor
+        layers = tower.encoder.layers
+        depth = self.layer_idx % (len(layers) + 1)  # hidden_states[k] is the output of the first k layers
+        hidden = tower.pre_layrnorm(tower.embeddings(crops.to(tower.embeddings.patch_embedding.weight.dtype)))
+        for layer in layers[:depth]:
+            hidden = layer(hidden, None)
+        return hidden[:, 1:]
 
 
 class Phi3VModel(PreTrainedModel):
@@ -360,35 +384,46 @@ class Phi3VImageProcessor(BaseImageProcessor):
         return num_image_tokens_for(*self.hd_size(image, num_crops), self.num_img_tokens)
 
     def preprocess(self, images, num_crops: int | None = None, return_tensors: str | None = "pt", **kwargs):
+        """`images` (PIL, one or a list) -> `pixel_values` `(n_images, num_crops + 1, 3, 336, 336)` (global view,
+        row-major crops, zero crops), `image_sizes` `(n_images, 2)` and `num_img_tokens` (per image).
+
+        Each image is HD-transformed and turned into floats once; images of the same HD size are normalised and
+        resized to their global view together, and every crop is written once, into the output tensor.
+        """
         if kwargs:
             raise TypeError(f"Phi3VImageProcessor got unexpected keyword arguments {sorted(kwargs)}")
         num_crops = num_crops or self.num_crops
         images = [images] if isinstance(images, Image.Image) else list(images)
         mean = torch.tensor(self.image_mean, dtype=torch.float32).view(3, 1, 1)
         std = torch.tensor(self.image_std, dtype=torch.float32).view(3, 1, 1)
-        pixel_values, sizes, tokens = [], [], []
-        for image in images:
-            hd = hd_transform(image.convert("RGB"), num_crops)
-            tensor = torch.from_numpy(np.asarray(hd, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
-            tensor = (tensor - mean) / std
-            height, width = tensor.shape[1:]
-            global_view = F.interpolate(tensor.unsqueeze(0), size=(CROP_SIZE, CROP_SIZE), mode="bicubic")
-            crops = (
-                tensor.reshape(1, 3, height // CROP_SIZE, CROP_SIZE, width // CROP_SIZE, CROP_SIZE)
-                .permute(0, 2, 4, 1, 3, 5)
-                .reshape(-1, 3, CROP_SIZE, CROP_SIZE)
-            )
-            stacked = torch.cat([global_view, crops], dim=0)
-            padding = stacked.new_zeros(num_crops + 1 - stacked.shape[0], 3, CROP_SIZE, CROP_SIZE)
-            pixel_values.append(torch.cat([stacked, padding], dim=0))
-            sizes.append([height, width])
-            tokens.append(num_image_tokens_for(height, width, self.num_img_tokens))
+        rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
+        hd_images = [hd_transform(image, num_crops) for image in rgb]
+        sizes = [(hd.height, hd.width) for hd in hd_images]
+        pixel_values = torch.zeros(len(images), num_crops + 1, 3, CROP_SIZE, CROP_SIZE)  # zero crops stay zero
+        for (height, width), members in _indices_by_value(sizes).items():
+            rows, columns = height // CROP_SIZE, width // CROP_SIZE
+            hd = torch.empty(len(members), 3, height, width)
+            for slot, index in enumerate(members):  # uint8 (H, W, 3) -> float (3, H, W) in one copy
+                hd[slot].copy_(torch.from_numpy(np.array(hd_images[index])).permute(2, 0, 1))
+            hd.div_(255).sub_(mean).div_(std)  # torchvision's ToTensor + Normalize, in place
+            pixel_values[members, 0] = F.interpolate(hd, size=(CROP_SIZE, CROP_SIZE), mode="bicubic")
+            grid = hd.view(len(members), 3, rows, CROP_SIZE, columns, CROP_SIZE).permute(0, 2, 4, 1, 3, 5)
+            for slot, index in enumerate(members):  # the crops, row-major, copied straight into place
+                pixel_values[index, 1 : 1 + rows * columns].view(grid.shape[1:]).copy_(grid[slot])
         data = {
-            "pixel_values": torch.stack(pixel_values),
-            "image_sizes": torch.tensor(sizes, dtype=torch.long),
-            "num_img_tokens": tokens,
+            "pixel_values": pixel_values,
+            "image_sizes": torch.tensor(sizes, dtype=torch.long).reshape(-1, 2),
+            "num_img_tokens": [num_image_tokens_for(height, width, self.num_img_tokens) for height, width in sizes],
         }
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+
+def _indices_by_value(values: list) -> dict[Any, list[int]]:
+    """`{value: [positions holding it]}` in first-seen order: the items that can share one batched op."""
+    groups: dict[Any, list[int]] = {}
+    for index, value in enumerate(values):
+        groups.setdefault(value, []).append(index)
+    return groups
 
 
 def map_checkpoint_key(key: str) -> str | None:
@@ -455,6 +490,7 @@ class Phi3VFamily(BackboneFamily):
     )
     media_input_keys = ("pixel_values", "image_sizes")
     resize_small_images = False
+    image_processor_options = ("num_crops",)
 
     def build_backbone(self, vlm_config) -> torch.nn.Module:
         return Phi3VModel(vlm_config)
@@ -493,9 +529,15 @@ class Phi3VFamily(BackboneFamily):
         # (Metaspace) and drops the double "▁" of a chunk that starts with a space.
         return TokenizersBackend.from_pretrained(source, **hub_kwargs)
 
-    def conversion_image_processor(self, source, min_pixels: int, max_pixels: int):
-        # Phi-3-V sizes images by its HD transform (`num_crops`), not by pixel bounds.
-        return Phi3VImageProcessor() if source is None else Phi3VImageProcessor.from_pretrained(source)
+    def conversion_image_processor(self, source, num_crops: int | None = None):
+        """`num_crops`: the HD transform's crop budget (None: the checkpoint's, else 4). Phi-3-V sizes images by
+        it, not by pixel bounds."""
+        processor = Phi3VImageProcessor() if source is None else Phi3VImageProcessor.from_pretrained(source)
+        if num_crops is not None:
+            if isinstance(num_crops, bool) or not isinstance(num_crops, int) or num_crops < 1:
+                raise ValueError(f"num_crops must be a positive integer, got {num_crops!r}")
+            processor.num_crops = num_crops
+        return processor
 
     def image_token_id(self, tokenizer) -> int:
         return -1

@@ -17,6 +17,10 @@ from transformers import AutoImageProcessor, AutoModel
 from .backbone_common import BackboneFamily, PromptRowError, rows_of_media
 
 IMAGE_TOKEN = "<|image_pad|>"
+# VLM2Vec-V2.0 (and the reference `main` defaults): smart-resize within [28*28*4, 28*28*1280] pixels, i.e. 4 to 1280
+# visual tokens per image; the conversion defaults.
+PUBLISHED_MIN_PIXELS = 3136
+PUBLISHED_MAX_PIXELS = 1003520
 
 
 class Qwen2VLFamily(BackboneFamily):
@@ -49,6 +53,7 @@ class Qwen2VLFamily(BackboneFamily):
     )
     media_input_keys = ("mm_token_type_ids", "pixel_values", "image_grid_thw")
     resize_small_images = True
+    image_processor_options = ("min_pixels", "max_pixels")
 
     def build_backbone(self, vlm_config) -> torch.nn.Module:
         return AutoModel.from_config(vlm_config)
@@ -94,9 +99,14 @@ class Qwen2VLFamily(BackboneFamily):
         # Saved processor files do not record the PIL backend, so it is chosen here on every load.
         return AutoImageProcessor.from_pretrained(source, backend="pil", **hub_kwargs)
 
-    def conversion_image_processor(self, source, min_pixels: int, max_pixels: int):
+    def conversion_image_processor(
+        self, source, min_pixels: int = PUBLISHED_MIN_PIXELS, max_pixels: int = PUBLISHED_MAX_PIXELS
+    ):
+        """`min_pixels` / `max_pixels`: the smart-resize bounds, in pixels."""
         from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
+        if min_pixels > max_pixels:
+            raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
         size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
         if source is None:
             return Qwen2VLImageProcessorPil(size=size)

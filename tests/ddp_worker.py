@@ -1,5 +1,6 @@
-"""Run under `torchrun --nproc_per_node 2` by test_ddp.py: trains with the project's trainer on CPU (gloo) and
-records, per rank, the similarity-matrix shapes the loss saw and the final weights."""
+"""Run under `torchrun --nproc_per_node 2` by test_ddp.py (`ddp_worker.py MODEL DATA OUT STEPS`): trains with the
+project's trainer on CPU (gloo) and records, per rank, the similarity-matrix shapes the loss saw and the final
+weights."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from vlm2vec_hf.training.trainer import build_trainer
 
 
 def main() -> None:
-    model_dir, data_dir, out_dir = sys.argv[1:4]
+    model_dir, data_dir, out_dir, steps = sys.argv[1:5]
     rank = int(os.environ["RANK"])
     config = TrainConfig(
         model=model_dir,
@@ -26,7 +27,7 @@ def main() -> None:
         per_device_train_batch_size=4,
         gc_mini_batch_size=2,
         learning_rate=1e-3,
-        max_steps=3,
+        max_steps=int(steps),
         warmup_steps=0,
         save_steps=1000,
         seed=11,
@@ -50,6 +51,8 @@ def main() -> None:
                 "shapes": shapes,
                 "world_size": int(os.environ["WORLD_SIZE"]),
                 "gather": trainer.loss.gather_across_devices,
+                "steps": trainer.state.global_step,
+                "model_type": trainer.model[0].model.config.vlm_config.model_type,
             },
             handle,
         )

@@ -143,7 +143,8 @@ def test_merge_command_writes_a_full_folder_with_the_adapter_embeddings(tiny_ran
 )
 def test_init_writes_the_requested_size_and_family(tmp_path, size, family, hidden, layers, vision_type):
     out = tmp_path / "init"
-    assert main(["init", "--out", str(out), "--size", size, "--family", family, *SMALL_IMAGES]) == 0
+    small_images = SMALL_IMAGES if family != "phi3_v" else []  # Phi-3.5-V has no pixel bounds (an error there)
+    assert main(["init", "--out", str(out), "--size", size, "--family", family, *small_images]) == 0
     config = json.loads((out / "config.json").read_text())["vlm_config"]
     assert config["model_type"] == family
     assert config["text_config"]["hidden_size"] == hidden

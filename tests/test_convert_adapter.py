@@ -276,27 +276,30 @@ def test_lora_settings_read_the_adapter_config():
 
 
 def test_presets_hold_the_published_settings():
-    assert set(PRESETS) == {
+    assert {
         "VLM2Vec-Qwen2VL-2B",
         "VLM2Vec-Qwen2VL-7B",
         "VLM2Vec-V2.0",
         "VLM2Vec-LLaVa-Next",
         "gme-Qwen2-VL-2B",
         "gme-Qwen2-VL-7B",
-    }
+    } <= set(PRESETS)  # Phi: test_phi3v_presets
     v1_2b, v1_7b, v2 = (get_preset(name) for name in ("VLM2Vec-Qwen2VL-2B", "VLM2Vec-Qwen2VL-7B", "VLM2Vec-V2.0"))
     assert (v1_2b.base_model, v1_2b.adapter_repo) == ("Qwen/Qwen2-VL-2B-Instruct", "TIGER-Lab/VLM2Vec-Qwen2VL-2B")
     assert (v1_7b.base_model, v1_7b.adapter_repo) == ("Qwen/Qwen2-VL-7B-Instruct", "TIGER-Lab/VLM2Vec-Qwen2VL-7B")
     assert (v2.base_model, v2.adapter_repo) == ("Qwen/Qwen2-VL-2B-Instruct", "VLM2Vec/VLM2Vec-V2.0")
     for v1 in (v1_2b, v1_7b):
-        assert (v1.prompt_format, v1.position_ids_mode, v1.fixed_resize) == ("v1", "reference", (1344, 1344))
-        assert (v1.min_pixels, v1.max_pixels, v1.max_length) == (3136, 12845056, 4096)
-    assert (v2.prompt_format, v2.position_ids_mode, v2.fixed_resize) == ("v2", "reference", None)
-    assert (v2.min_pixels, v2.max_pixels, v2.max_length) == (3136, 1003520, None)
+        assert (v1.prompt_format, v1.position_ids_mode, v1.image_resize) == ("v1", "reference", (1344, 1344))
+        assert dict(v1.image_processor_options) == {"min_pixels": 3136, "max_pixels": 12845056}
+        assert v1.max_length == 4096
+    assert (v2.prompt_format, v2.position_ids_mode, v2.image_resize) == ("v2", "reference", None)
+    assert dict(v2.image_processor_options) == {"min_pixels": 3136, "max_pixels": 1003520} and v2.max_length is None
     with pytest.raises(ValueError, match="VLM2Vec-V2.0"):
-        get_preset("VLM2Vec-Full")
+        get_preset("VLM2Vec-Qwen2VL-72B")
     with pytest.raises(AttributeError):
-        v2.max_pixels = 1  # frozen
+        v2.max_length = 1  # frozen
+    with pytest.raises(TypeError):
+        v2.image_processor_options["max_pixels"] = 1  # read-only
 
 
 def test_v1_preset_writes_the_fixed_1344_resize(tmp_path, capsys):

@@ -1,5 +1,5 @@
-"""Training under torchrun DDP (2 CPU processes, gloo): the loss sees both processes' in-batch negatives, and both
-processes end with identical weights."""
+"""Training under torchrun DDP (2 CPU processes, gloo), on a tiny Qwen2-VL and a tiny Phi-3.5-V folder: the loss sees
+both processes' in-batch negatives, and both processes end with identical weights."""
 
 from __future__ import annotations
 
@@ -19,7 +19,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_process_training_gathers_negatives_and_stays_in_sync(tiny_random_model_dir, mini_mmeb, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_phi3v_model_dir(tmp_path_factory) -> Path:
+    from vlm2vec_hf.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "tiny-phi3v"
+    assert main(["init", "--out", str(out), "--family", "phi3_v"]) == 0
+    return out
+
+
+# Phi-3.5-V: 2 steps (each image is 5 CLIP crops of 336 px and ~760 LLM tokens; 3 steps would double the CI time).
+@pytest.mark.parametrize("family,steps", [("qwen2_vl", 3), ("phi3_v", 2)])
+def test_two_process_training_gathers_negatives_and_stays_in_sync(request, family, steps, mini_mmeb, tmp_path):
+    model_dir = request.getfixturevalue("tiny_phi3v_model_dir" if family == "phi3_v" else "tiny_random_model_dir")
     worker = Path(__file__).parent / "ddp_worker.py"
     command = [
         sys.executable,
@@ -32,9 +44,10 @@ def test_two_process_training_gathers_negatives_and_stays_in_sync(tiny_random_mo
         "--master_port",
         str(free_port()),
         str(worker),
-        str(tiny_random_model_dir),
+        str(model_dir),
         str(mini_mmeb),
         str(tmp_path),
+        str(steps),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -43,6 +56,7 @@ def test_two_process_training_gathers_negatives_and_stays_in_sync(tiny_random_mo
         assert record["world_size"] == 2 and record["gather"] is True
         # GradCache scores each query mini-batch (2) against every document of the global batch (2 x 4).
         assert record["shapes"] and all(docs == 8 for _, docs, _, _ in record["shapes"]), record["shapes"]
+        assert record["steps"] == steps and record["model_type"] == family
     # Each rank has its own queries but the same gathered documents: its own and the other rank's.
     rank0, rank1 = (record["shapes"] for record in records)
     assert [row[3] for row in rank0] == pytest.approx([row[3] for row in rank1], abs=1e-4)

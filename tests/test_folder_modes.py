@@ -108,3 +108,33 @@ def test_checkpoint_weights_get_the_umask_mode(sentence_model, tmp_path):
         os.umask(previous)
     weights = tmp_path / "saved" / "model.safetensors"
     assert stat.S_IMODE(weights.stat().st_mode) == 0o644
+
+
+def test_a_replace_killed_between_its_two_moves_loses_nothing(tmp_path):
+    out = tmp_path / "model"
+    write_random_model(out, max_pixels=12544, seed=0)
+    old_weights = (out / "model.safetensors").read_bytes()
+    # The state a kill between `target -> .target.old` and `staging -> target` leaves behind.
+    os.replace(out, tmp_path / ".model.old")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        write_random_model(out, max_pixels=12544, seed=1)  # the old folder counts as existing: not replaced silently
+    assert (out / "model.safetensors").read_bytes() == old_weights
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_failed_final_move_puts_the_old_folder_back(tmp_path, monkeypatch):
+    out = tmp_path / "model"
+    write_random_model(out, max_pixels=12544, seed=0)
+    old_weights = (out / "model.safetensors").read_bytes()
+    real_replace = os.replace
+
+    def failing_replace(source, destination):
+        if Path(destination) == out and Path(source).name != ".model.old":
+            raise OSError("device busy")
+        real_replace(source, destination)
+
+    monkeypatch.setattr(model_folder.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="device busy"):
+        write_random_model(out, max_pixels=12544, seed=1, overwrite=True)
+    assert (out / "model.safetensors").read_bytes() == old_weights
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

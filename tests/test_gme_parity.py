@@ -109,8 +109,8 @@ def test_convert_writes_the_gme_recipe(gme_dir, auto_gme):
     # The preset carries the same recipe for the published checkpoints.
     preset = get_preset("gme-Qwen2-VL-7B")
     assert (preset.base_model, preset.adapter_repo) == ("Alibaba-NLP/gme-Qwen2-VL-7B-Instruct", None)
-    recipe = (preset.prompt_format, preset.max_length, preset.min_pixels, preset.max_pixels)
-    assert recipe == ("gme", 1800, 3136, 1003520)
+    recipe = (preset.prompt_format, preset.max_length, dict(preset.image_processor_options))
+    assert recipe == ("gme", 1800, {"min_pixels": 3136, "max_pixels": 1003520})
 
 
 def test_the_preset_writes_the_same_folder_as_the_prompt_format(gme_dir, tmp_path):

@@ -242,6 +242,23 @@ def test_refused_folders_send_no_request(hub, fixture_model_dir, tmp_path, capsy
     assert hub.request_log == []
 
 
+def test_code_files_needed_are_read_from_the_folders_own_imports(fixture_model_dir, tmp_path):
+    # A folder written before the LLaVA-Next and GME families existed: its backbones.py never imports them.
+    older = copy_folder(fixture_model_dir, tmp_path / "older")
+    registry = older / "backbones.py"
+    lines = registry.read_text().splitlines(keepends=True)
+    for name in ("backbone_llava_next", "backbone_gme"):
+        (older / f"{name}.py").unlink()
+        lines = [line for line in lines if f"from .{name} import" not in line]
+    registry.write_text("".join(lines))
+    uploaded = check_model_folder(older)
+    assert "backbone_phi3_v.py" in uploaded and "backbone_gme.py" not in uploaded
+    # A file the folder's code does import is required, named with its importer.
+    (older / "backbone_phi3_v.py").unlink()
+    with pytest.raises(ModelFolderError, match=r"missing: backbone_phi3_v.py \(imported by backbones.py\)"):
+        check_model_folder(older)
+
+
 def test_wrong_token_forbidden_namespace_and_network_errors_are_explained(hub, fixture_model_dir, capsys):
     """(d) 401 / 403 / no token / unreachable endpoint each give a clear message; the folder is never touched."""
     before = folder_state(fixture_model_dir)

@@ -154,6 +154,30 @@ def test_auto_model_batches(phi_auto, expected, batch_id, split_padded_batches):
     assert max_abs(embeddings, singles) < TOLERANCE
 
 
+def test_sdpa_and_bf16_pass_through_to_both_towers(phi_model_dir, phi_auto, expected):
+    from transformers import AutoModel
+
+    _, processor = phi_auto
+    case_ids = BATCHES["b3_mixed"]["cases"]
+    encoding = processor(
+        text=[CASES[case]["text"] for case in case_ids],
+        images=[path for case in case_ids if (path := case_image_path(case))],
+    )
+    singles = torch.stack([expected[f"case/{case}"] for case in case_ids])
+    sdpa = AutoModel.from_pretrained(phi_model_dir, trust_remote_code=True, attn_implementation="sdpa").eval()
+    assert sdpa.vlm.language_model.config._attn_implementation == "sdpa"
+    assert sdpa.vlm.vision_embed_tokens.img_processor.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        assert max_abs(sdpa(**encoding).embeddings, singles) < TOLERANCE
+    half = AutoModel.from_pretrained(phi_model_dir, trust_remote_code=True, dtype=torch.bfloat16).eval()
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
+    with torch.no_grad():
+        embeddings = half(**encoding).embeddings
+    assert embeddings.dtype == torch.bfloat16
+    # bf16 keeps 8 mantissa bits: the unit vectors stay close to the fp32 reference, not equal.
+    assert torch.nn.functional.cosine_similarity(embeddings.float(), singles).min().item() > 0.99
+
+
 def test_left_padding_and_image_alone(phi_auto, expected):
     model, processor = phi_auto
     case_ids = BATCHES["b3_mixed"]["cases"]

@@ -95,14 +95,17 @@ def load_train_dataset(config: TrainConfig, image_token: str) -> datasets.Datase
     return datasets.DatasetDict(subsets) if per_subset else combine(subsets, seed=config.seed)
 
 
-def build_evaluator(config: TrainConfig):
+def build_evaluator(config: TrainConfig, image_token: str):
+    """The in-training MMEB evaluator (None without `eval_data`); MMEB's `<|image_1|>` becomes `image_token`, the
+    model's own placeholder (as `vlm2vec eval` does), so e.g. Phi-3.5-V prompts are not given Qwen's."""
     if not config.eval_data:
         return None
     from vlm2vec_hf.evaluation.data import load_mmeb_eval
     from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
 
     image_root = config.eval_image_dir or config.image_dir
-    return MMEBEvaluator(load_mmeb_eval(config.eval_data, image_root), batch_size=config.eval_batch_size)
+    eval_sets = load_mmeb_eval(config.eval_data, image_root, image_token=image_token)
+    return MMEBEvaluator(eval_sets, batch_size=config.eval_batch_size)
 
 
 def no_accelerator() -> bool:
@@ -146,8 +149,9 @@ def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None =
     config.validate()
     set_seed(config.seed)  # adapter initialisation draws random numbers before the Trainer seeds anything
     model = load_model(config)
-    train_dataset = load_train_dataset(config, image_token=model[0].processor.image_token)
-    evaluator = build_evaluator(config)
+    image_token = model[0].processor.image_token
+    train_dataset = load_train_dataset(config, image_token=image_token)
+    evaluator = build_evaluator(config, image_token)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=training_arguments(config, evaluate=evaluator is not None),

@@ -41,8 +41,15 @@ def _add_convert(subparsers) -> None:
         help="default: the preset's, else v1; gme: the GME recipe on a Qwen2-VL checkpoint (chat prompt, left "
         "padding, GME image bounds, max_length 1800)",
     )
-    parser.add_argument("--min-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MIN_PIXELS}")
-    parser.add_argument("--max-pixels", type=int, help=f"default: the preset's, else {PUBLISHED_MAX_PIXELS}")
+    parser.add_argument(
+        "--min-pixels", type=int, help=f"Qwen2-VL image bounds (default: the preset's, else {PUBLISHED_MIN_PIXELS})"
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, help=f"Qwen2-VL image bounds (default: the preset's, else {PUBLISHED_MAX_PIXELS})"
+    )
+    parser.add_argument(
+        "--num-crops", type=int, help="Phi-3.5-V HD crops per image (default: the preset's, else the checkpoint's)"
+    )
     parser.add_argument(
         "--max-length",
         type=int,
@@ -76,10 +83,14 @@ def _run_convert(args: argparse.Namespace) -> None:
         preset=args.preset,
         position_ids_mode=args.position_ids,
         prompt_format=args.prompt_format,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
         max_length=args.max_length,
         image_resize=args.image_resize,
+        # Only the options given: each backbone family takes its own (an option it does not take is an error).
+        image_processor_options={
+            name: value
+            for name in ("min_pixels", "max_pixels", "num_crops")
+            if (value := getattr(args, name)) is not None
+        },
         dtype=args.dtype,
         overwrite=args.overwrite,
         processor_source=args.processor,
@@ -119,8 +130,8 @@ def _add_init(subparsers) -> None:
     parser.add_argument("--size", choices=["tiny", "mid"], default="tiny")
     parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl", "phi3_v", "llava_next"], default="qwen2_vl")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-pixels", type=int, default=PUBLISHED_MIN_PIXELS)
-    parser.add_argument("--max-pixels", type=int, default=PUBLISHED_MAX_PIXELS)
+    parser.add_argument("--min-pixels", type=int, help=f"Qwen2-VL image bounds (default {PUBLISHED_MIN_PIXELS})")
+    parser.add_argument("--max-pixels", type=int, help=f"Qwen2-VL image bounds (default {PUBLISHED_MAX_PIXELS})")
     parser.add_argument("--overwrite", action="store_true")
 
 

@@ -16,18 +16,16 @@ import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sentence_transformers import SentenceTransformer
 from transformers import PreTrainedTokenizerBase
 
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel, VLM2VecProcessor
+from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import PUBLISHED_MAX_PIXELS as PUBLISHED_MAX_PIXELS  # re-export
+from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import PUBLISHED_MIN_PIXELS as PUBLISHED_MIN_PIXELS  # re-export
 from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, get_family
 from vlm2vec_hf.st_module import MODULE_TYPE, VLM2VecEncoder, default_prompts
-
-# VLM2Vec-V2.0 (and the reference `main` defaults): Qwen smart-resize within [28*28*4, 28*28*1280] pixels,
-# i.e. 4 to 1280 visual tokens per image.
-PUBLISHED_MIN_PIXELS = 3136
-PUBLISHED_MAX_PIXELS = 1003520
 
 
 def make_processor(
@@ -35,21 +33,20 @@ def make_processor(
     image_processor_source: str | os.PathLike | None = None,
     *,
     prompt_format: str = "v1",
-    min_pixels: int = PUBLISHED_MIN_PIXELS,
-    max_pixels: int = PUBLISHED_MAX_PIXELS,
     max_length: int | None = None,
     image_resize: tuple[int, int] | None = None,
     backbone_model_type: str = DEFAULT_MODEL_TYPE,
     backbone_family: str | None = None,
+    **image_processor_options: Any,
 ) -> VLM2VecProcessor:
     """A `VLM2VecProcessor` with the image processor of `image_processor_source` (or the family's defaults), as the
-    backbone family (`backbone_family` by name, else that of `backbone_model_type`) builds it (Qwen2-VL: PIL, within
-    the pixel bounds)."""
-    if min_pixels > max_pixels:
-        raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
-    tokenizer.chat_template = None  # VLM2Vec feeds raw prompt strings; a backbone's chat template would mislead
+    backbone family (`backbone_family` by name, else that of `backbone_model_type`) builds it with
+    `image_processor_options` (the family's `image_processor_options`: Qwen2-VL `min_pixels` / `max_pixels` in
+    pixels, PIL backend; Phi-3.5-V `num_crops`). An option the family does not take is a ValueError naming it."""
     family = get_family(backbone_model_type, backbone_family)
-    image_processor = family.conversion_image_processor(image_processor_source, min_pixels, max_pixels)
+    family.check_image_processor_options(image_processor_options)
+    tokenizer.chat_template = None  # VLM2Vec feeds raw prompt strings; a backbone's chat template would mislead
+    image_processor = family.conversion_image_processor(image_processor_source, **image_processor_options)
     return VLM2VecProcessor(
         image_processor,
         tokenizer,
@@ -79,6 +76,7 @@ def write_model_folder(
     leaves `out_dir` as it was (an existing folder untouched) and no staging folder behind.
     """
     out_dir = Path(out_dir)
+    restore_interrupted_replace(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -155,15 +153,36 @@ def _point_modules_json_at_root_file(folder: Path) -> None:
     modules_path.write_text(json.dumps(modules, indent=2))
 
 
+def _backup_of(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def restore_interrupted_replace(target: str | os.PathLike) -> bool:
+    """Put back a folder that an interrupted replace left at `.<name>.old` (killed between its two moves, so
+    `target` is missing); True if it did. The write that follows then sees the user's folder where it was."""
+    target = Path(target)
+    backup = _backup_of(target)
+    if backup.is_dir() and not target.exists():
+        os.replace(backup, target)
+        return True
+    return False
+
+
 def _replace_folder(new: Path, target: Path) -> None:
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
-        os.replace(target, backup)
+    """Move `new` onto `target`, keeping the old `target` at `.<name>.old` until the new one is in place."""
+    restore_interrupted_replace(target)
+    if not target.exists():
         os.replace(new, target)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
+        return
+    backup = _backup_of(target)
+    shutil.rmtree(backup, ignore_errors=True)  # `target` exists, so this is a stale copy, never the only one
+    os.replace(target, backup)
+    try:
         os.replace(new, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def load_sentence_transformer(folder_or_repo: str | os.PathLike, **kwargs) -> SentenceTransformer:

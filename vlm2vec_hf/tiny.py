@@ -220,16 +220,12 @@ def write_random_model(
     overwrite: bool = False,
 ) -> Path:
     """Write a random-init VLM2Vec model folder (transformers' own init, to train from scratch); returns it.
-    Pixel bounds default to the published model's (Qwen2-VL; Phi-3.5-V sizes images by its HD transform, LLaVA-Next by
-    its grid pinpoints)."""
-    from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS, make_processor, write_model_folder
+    Pixel bounds (Qwen2-VL only; Phi-3.5-V sizes images by its HD transform, LLaVA-Next by its grid pinpoints)
+    default to the published model's."""
+    from vlm2vec_hf.model_folder import make_processor, write_model_folder
     from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
 
     model = VLM2VecModel.from_backbone(random_backbone(size, family, seed=seed, weight_std=None))
-    processor = make_processor(
-        tiny_tokenizer(family),
-        min_pixels=min_pixels or PUBLISHED_MIN_PIXELS,
-        max_pixels=max_pixels or PUBLISHED_MAX_PIXELS,
-        backbone_model_type=family,
-    )
+    bounds = {name: value for name, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if value}
+    processor = make_processor(tiny_tokenizer(family), backbone_model_type=family, **bounds)
     return write_model_folder(model, processor, out, overwrite=overwrite)
