@@ -110,4 +110,4 @@ def headline_metric(layout: str, protocol: str) -> str:
     """The metric a dataset is reported by: V1 hit@1; V2 hit@1 for image / video, ndcg_linear@5 for visdoc."""
     if protocol == "v1":
         return "hit@1"
-    return HEADLINE_METRIC["visdoc" if layout == "visdoc" else "image"]
+    return HEADLINE_METRIC[layout if layout in ("visdoc", "video") else "image"]

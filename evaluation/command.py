@@ -15,7 +15,11 @@ def add_eval_command(subparsers) -> None:
     )
     parser.add_argument("--model", required=True, help="model folder or Hub id (loaded with trust_remote_code=True)")
     parser.add_argument("--data", required=True, help="MMEB-eval folder (one sub-folder per dataset) or Hub id")
-    parser.add_argument("--image-dir", required=True, help="root the data's image paths are relative to")
+    parser.add_argument(
+        "--image-dir",
+        required=True,
+        help="root the data's image paths and clips (frame folders, videos) are relative to",
+    )
     parser.add_argument("--subsets", nargs="+", help="dataset names (default: every dataset folder under --data)")
     parser.add_argument("--protocol", choices=["v1", "v2"], default="v1", help="MMEB-V1 hit@1 or MMEB-V2 metrics")
     parser.add_argument("--out", default=None, help="report folder (default: <model folder>/eval or ./eval)")
@@ -56,8 +60,10 @@ def evaluate_and_report(
     from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
     from vlm2vec_hf.evaluation.report import write_reports
 
-    image_token = getattr(getattr(model[0], "processor", None), "image_token", "<|image_pad|>")
-    datasets = load_mmeb_eval(data, image_dir, names=subsets, image_token=image_token)
+    processor = getattr(model[0], "processor", None)
+    image_token = getattr(processor, "image_token", "<|image_pad|>")
+    video_token = getattr(processor, "video_token", None) or "<|video_pad|>"
+    datasets = load_mmeb_eval(data, image_dir, names=subsets, image_token=image_token, video_token=video_token)
     evaluator = MMEBEvaluator(
         datasets, protocol=protocol, batch_size=batch_size, cache_dir=cache_dir, show_progress_bar=show_progress_bar
     )

@@ -1,13 +1,16 @@
 """MMEB evaluation data, read into one shape: per query, an item and either its own candidate list (local ranking)
 or the dataset's shared candidate pool (global ranking), with the relevant candidates.
 
-Three layouts, detected per dataset folder (`<root>/<dataset>/`):
+Four layouts, detected per dataset folder (`<root>/<dataset>/`):
 
 * **MMEB-V1** (`TIGER-Lab/MMEB-eval`): `qry_text`, `qry_img_path`, `tgt_text` (list), `tgt_img_path` (list), the
   first candidate gold (an optional `gold_index` column overrides). Prompts are used as stored, `<|image_1|>`
   swapped for the backbone's image token.
 * **MMEB-V2 image** (`ziyjiang/MMEB_Test_Instruct`): the same plus `qry_inst` / `tgt_inst`; prompts are rebuilt
   with the V2 rules of [`prompts_v2`].
+* **MMEB-V2 video** (`VLM2Vec/<dataset>` + `TIGER-Lab/MMEB-V2/video-tasks/frames`): `qry_text`, `qry_video`,
+  `tgt_text`, `tgt_video`, `gold_index`; prompts per dataset from [`prompts_video`], clips checked up front, local or
+  global ranking as the reference ranks each of the 18 tasks ([`video_data`]).
 * **Visual documents** (BEIR style, `vidore/*_beir`): `queries.parquet` (`query-id`, `query`), `corpus.parquet`
   (`corpus-id`, `image`: a path under the image root, or the page image itself as the Hub files store it, written
   once to `<dataset>/pages/`), `qrels.parquet` (`query-id`, `corpus-id`, `score`); ranked globally over the whole
@@ -52,7 +55,15 @@ DATA_EXTENSIONS = tuple(DATA_BUILDERS)
 
 logger = logging.getLogger(__name__)
 
-Item = tuple[str, str]  # (complete prompt text, with the image token in place; absolute image path or "")
+# (complete prompt text with the image / video token in place, absolute image path or ""[, absolute clip path]):
+# text and image items are 2-tuples, clip items `(prompt, "", clip)` (a frame folder or a video file).
+Item = tuple[str, str] | tuple[str, str, str]
+
+
+def item_parts(item: Item) -> tuple[str, str, str]:
+    """`(text, image, video)` of an item; `""` where it has none."""
+    text, image, *video = item
+    return text, image, video[0] if video else ""
 
 
 class EvalDataError(ValueError):
@@ -69,8 +80,9 @@ class EvalDataset:
         candidates: local ranking: each query's own candidate items; global ranking: empty.
         relevance: per query, candidate index (into its own list, or into `corpus`) -> relevance grade (> 0).
         corpus: global ranking: the shared candidate pool; local ranking: None.
-        layout: `"v1"`, `"v2"` or `"visdoc"`.
-        task_type: the V2 parser (`image_cls`, ..., `visdoc`), or None for V1 data.
+        layout: `"v1"`, `"v2"`, `"video"` or `"visdoc"`.
+        task_type: the V2 parser (`image_cls`, ..., `video_ret`, `video_cls`, `video_qa`, `video_mret`, `visdoc`), or
+            None for V1 data.
     """
 
     name: str
@@ -350,9 +362,20 @@ def _no_datasets_message(root: Path, split: str, skipped: list[SkippedFolder]) -
 
 
 def _load_table(
-    name: str, table: datasets.Dataset, images: _ImageRoot, image_token: str, task_type: str | None
+    name: str,
+    table: datasets.Dataset,
+    images: _ImageRoot,
+    image_token: str,
+    task_type: str | None,
+    video_token: str = "<|video_pad|>",
+    meta: dict | None = None,
 ) -> EvalDataset:
-    """A V1 or V2-image dataset from its table (V2 when it has `qry_inst`)."""
+    """A V1, V2-image or V2-video dataset from its table (V2 when it has `qry_inst`, video when it has `qry_video` or
+    `tgt_video`)."""
+    from vlm2vec_hf.evaluation import video_data  # it builds on this module's types
+
+    if video_data.is_video_table(table):
+        return video_data.load_video_table(name, table, images, video_token, meta, image_token)
     missing = [column for column in V1_COLUMNS if column not in table.column_names]
     if missing:
         raise EvalDataError(f"{name}: MMEB-eval data lacks columns {missing}")
@@ -362,7 +385,14 @@ def _load_table(
 
 
 def _load_local(
-    root: Path, name: str, split: str, images: _ImageRoot, image_token: str, task_type: str | None
+    root: Path,
+    name: str,
+    split: str,
+    images: _ImageRoot,
+    image_token: str,
+    task_type: str | None,
+    video_token: str = "<|video_pad|>",
+    meta: dict | None = None,
 ) -> EvalDataset:
     """The dataset in `<root>/<name>/`, in its detected layout; a `FileNotFoundError` naming it if it has no data."""
     folder = root / name
@@ -371,7 +401,7 @@ def _load_local(
     visdoc = _visdoc_files(folder, split)
     if visdoc is not None:
         return _load_visdoc(name, folder, visdoc, images, image_token)
-    return _load_table(name, _table(folder, split), images, image_token, task_type)
+    return _load_table(name, _table(folder, split), images, image_token, task_type, video_token, meta)
 
 
 def load_mmeb_eval(
@@ -380,6 +410,7 @@ def load_mmeb_eval(
     names: list[str] | None = None,
     split: str = "test",
     image_token: str = "<|image_pad|>",
+    video_token: str = "<|video_pad|>",
 ) -> EvalDatasets:
     """Load evaluation datasets, each in its detected layout: the named ones, or when `names` is None every
     sub-folder of the local folder `source` that holds `split` data ([`discover_datasets`]; the others, such as
@@ -387,8 +418,8 @@ def load_mmeb_eval(
 
     A Hub dataset id (when online) is read in the V1 layout, one config per name. Returns an [`EvalDatasets`] list.
     Raises a `FileNotFoundError` for a named dataset without `split` data or a folder without any dataset, and an
-    [`EvalDataError`] naming the dataset and row for a missing image file, an empty candidate list or a gold index
-    out of range.
+    [`EvalDataError`] naming the dataset and row for a missing image file or clip, an empty candidate list or a gold
+    index out of range. `video_token` is the model's video placeholder (video tasks).
     """
     root, images = Path(source), _ImageRoot(Path(image_root))
     local = root.is_dir()
@@ -404,12 +435,13 @@ def load_mmeb_eval(
     groups = read_task_groups(root) if local else {}
     loaded = []
     for name in names:
-        task_type = groups.get(name, {}).get("task_type")
+        meta = groups.get(name, {})
+        task_type = meta.get("task_type")
         if local:
-            dataset = _load_local(root, name, split, images, image_token, task_type)
+            dataset = _load_local(root, name, split, images, image_token, task_type, video_token, meta)
         else:
             table = datasets.load_dataset(str(source), name, split=split)
-            dataset = _load_table(name, table, images, image_token, task_type)
+            dataset = _load_table(name, table, images, image_token, task_type, video_token, meta)
         dataset.meta = groups.get(name, {})
         loaded.append(dataset)
     return EvalDatasets(loaded, skipped)

@@ -2,7 +2,8 @@
 
 The fingerprint hashes the model's weights and the settings that change an embedding (prompt format, image bounds,
 `max_length`, normalisation), so a retrained or reconfigured model never reads another's vectors. An item's key
-hashes its prompt text and image path together with the image file's size and modification time.
+hashes its prompt text and image path together with the image file's size and modification time (a clip: its path
+and every frame file's name, size and modification time).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlm2vec_hf.evaluation.data import Item
+from vlm2vec_hf.evaluation.data import Item, item_parts
 
 
 def model_fingerprint(model: torch.nn.Module, settings: dict | None = None) -> str:
@@ -31,13 +32,26 @@ def model_fingerprint(model: torch.nn.Module, settings: dict | None = None) -> s
     return digest.hexdigest()[:16]
 
 
+def _stamp(path: str) -> str:
+    stat = os.stat(path)
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _clip_stamp(clip: str) -> str:
+    """A frame folder: every file's name, size and modification time (a replaced frame changes the key); a video
+    file: its size and modification time."""
+    if not os.path.isdir(clip):
+        return _stamp(clip)
+    return ";".join(f"{entry.name}={_stamp(entry.path)}" for entry in sorted(os.scandir(clip), key=lambda e: e.name))
+
+
 def item_key(item: Item) -> str:
-    text, image = item
-    stamp = ""
-    if image:
-        stat = os.stat(image)
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return hashlib.sha256(json.dumps([text, image, stamp]).encode()).hexdigest()
+    """SHA-256 (hex) of the item's text and media paths with the media files' sizes and modification times."""
+    text, image, video = item_parts(item)
+    fields = [text, image, _stamp(image) if image else ""]
+    if video:  # image and text items keep the keys they had before clips existed
+        fields += [video, _clip_stamp(video)]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 class EmbeddingCache:

@@ -1,8 +1,9 @@
 """`MMEBEvaluator`: the MMEB-V1 and MMEB-V2 protocols as a sentence-transformers evaluator, usable on its own, from
 `vlm2vec eval`, or inside `SentenceTransformerTrainer(evaluator=...)`.
 
-Speed: every distinct `(prompt, image)` item of all datasets is encoded once per run (queries and candidates
-de-duplicated across datasets; classification labels are shared by all queries), text-only and image items in
+Speed: every distinct `(prompt, image)` / `(prompt, "", clip)` item of all datasets is encoded once per run (queries
+and candidates de-duplicated across datasets; classification labels are shared by all queries; a candidate clip listed
+in many pools, or a classification clip queried in many rows, is one item), text-only, image and video items in
 separate length-sorted `encode` calls, and, with `cache_dir`, embeddings are stored on disk and reused by later runs
 of the same model.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from sentence_transformers.base.evaluation import BaseEvaluator
 
 from vlm2vec_hf.evaluation.aggregate import headline_metric, v1_groups, v2_groups
-from vlm2vec_hf.evaluation.data import EvalDataset, Item
+from vlm2vec_hf.evaluation.data import EvalDataset, Item, item_parts
 from vlm2vec_hf.evaluation.embedding_cache import EmbeddingCache, model_fingerprint
 from vlm2vec_hf.evaluation.metrics import hit_at_1, mean_metrics, rank, ranking_metrics
 
@@ -26,11 +27,20 @@ PROTOCOLS = ("v1", "v2")
 
 
 def encoder_input(item: Item):
-    """An `encode()` input for an item: its text, or `{"text", "image"}` (the text holds the image token)."""
-    text, image = item
+    """An `encode()` input for an item: its text, `{"text", "image"}` or `{"text", "video"}` (the text holds the
+    image / video token; `video` is a frame folder or a video file, sampled by the model)."""
+    text, image, video = item_parts(item)
+    if video:
+        return {"text": text, "video": video} if text else {"video": video}
     if not image:
         return text
     return {"text": text, "image": image} if text else {"image": image}
+
+
+def item_kind(item: Item) -> str:
+    """`"text"`, `"image"` or `"video"`: items of one kind are encoded in the same length-sorted `encode` call."""
+    _text, image, video = item_parts(item)
+    return "video" if video else "image" if image else "text"
 
 
 def unique_items(datasets: list[EvalDataset]) -> list[Item]:
@@ -54,6 +64,8 @@ def embedding_settings(model) -> dict:
             max_length=getattr(processor, "max_length", None),
             image_size=dict(getattr(processor.image_processor, "size", {}) or {}),
         )
+        if getattr(processor, "num_frames", None) is not None:  # frames sampled per clip (video models)
+            settings["num_frames"] = processor.num_frames
     return settings
 
 
@@ -109,9 +121,9 @@ class MMEBEvaluator(BaseEvaluator):
         cached = cache.get(items) if cache else {}
         todo = [item for item in items if item not in cached]
         computed: dict[Item, np.ndarray] = {}
-        # Text-only and image items in separate calls: encode() sorts each by length, and no text batch pads up to
-        # an image's hundreds of visual tokens.
-        for group in ([i for i in todo if not i[1]], [i for i in todo if i[1]]):
+        # Text-only, image and video items in separate calls: encode() sorts each by length, and no text batch pads
+        # up to an image's or a clip's hundreds of visual tokens.
+        for group in ([i for i in todo if item_kind(i) == kind] for kind in ("text", "image", "video")):
             if not group:
                 continue
             vectors = model.encode(

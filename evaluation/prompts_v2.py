@@ -3,7 +3,7 @@ string from `MMEB_Test_Instruct`'s `qry_inst` / `qry_text` / `tgt_inst` / `tgt_t
 
 The returned strings are complete prompts: the image token is already in place, nothing else is added when they are
 embedded. `"\\n"` and single spaces are part of the embedded sequence (the pooled token is often the final newline),
-so every rule below is literal. Video tasks are not built yet; they would add task types here.
+so every rule below is literal. The video tasks' rules are in [`prompts_video`].
 """
 
 from __future__ import annotations

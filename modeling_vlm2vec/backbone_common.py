@@ -28,6 +28,8 @@ def format_prompt(
     prompt_format: str = "v1",
     image_token: str = "<|image_pad|>",
     image_tags: list[str] | None = None,
+    num_videos: int = 0,
+    video_token: str | None = None,
 ) -> str:
     """Build the raw prompt string the reference VLM2Vec feeds its backbone.
 
@@ -39,16 +41,35 @@ def format_prompt(
 
     `image_tags` (one per image) replaces the repeated `image_token` in front, e.g. Phi-3-V's numbered
     `<|image_1|> <|image_2|>`. A `text` that already holds image placeholders (`image_token`, or MMEB's numbered
-    `<|image_N|>`) is a complete prompt: it is used as is, with MMEB's `<|image_1|>` swapped for `image_token`.
+    `<|image_N|>`, or `video_token`) is a complete prompt: it is used as is, with MMEB's `<|image_1|>` swapped for
+    `image_token`.
+
+    Video (`num_videos`, `video_token`; V2's `process_input_text`, the same in both formats, since V1 has no video):
+    the video token, one space, then the instruction and the text joined by one space, neither stripped, e.g.
+    `"<|video_pad|> Understand the content of the provided video."`; no instruction and no text give
+    `"<|video_pad|> "`. A row holds images or videos, not both (the reference sends such a row's visuals to
+    `images=` only).
     """
     if prompt_format not in PROMPT_FORMATS:
         raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
     text = text or ""
     instruction = instruction or ""
-    if MMEB_IMAGE_TAG in text or image_token in text or NUMBERED_IMAGE_TAG.search(text):
+    if (
+        MMEB_IMAGE_TAG in text
+        or image_token in text
+        or NUMBERED_IMAGE_TAG.search(text)
+        or (video_token is not None and video_token in text)
+    ):
         if instruction:
             raise ValueError("a text that already holds image placeholders is a complete prompt; pass no instruction")
         return text.replace(MMEB_IMAGE_TAG, image_token)
+    if num_videos:
+        if num_images:
+            raise ValueError("holds both images and a video; a VLM2Vec row takes one kind of visual input")
+        if video_token is None:
+            raise ValueError("holds a video, but this backbone takes no video input")
+        body = " ".join(part for part in (instruction, text) if part)
+        return " ".join([video_token] * num_videos) + " " + body
     tags = image_tags if image_tags is not None else [image_token] * num_images
     image_prefix = " ".join(tags)
     if prompt_format == "v2" and instruction:
@@ -94,6 +115,7 @@ class BackboneFamily:
         padding_side: the tokenizer padding side the processor sets (None: the saved tokenizer's).
         default_max_length: the prompt truncation (tokens) a conversion uses when none is given (None: none).
         image_token: the placeholder string a prompt holds for one image.
+        video_token: the placeholder string a prompt holds for one video (None: the family takes no video).
         no_split_modules: layer class names `device_map="auto"` must keep on one device.
         lora_target_modules: linear-layer names the reference's LoRA adapts (peft `target_modules`).
         lora_module_scopes: module paths inside `vlm` whose linear layers those names may match.
@@ -110,6 +132,7 @@ class BackboneFamily:
     padding_side: str | None = None
     default_max_length: int | None = None
     image_token: str = ""
+    video_token: str | None = None
     no_split_modules: tuple[str, ...] = ()
     lora_target_modules: tuple[str, ...] = ()
     lora_module_scopes: tuple[str, ...] = ("language_model",)
@@ -138,16 +161,36 @@ class BackboneFamily:
         return [self.image_token] * num_images
 
     def format_prompt(
-        self, text: str | None, instruction: str | None, num_images: int, prompt_format: str = "v1"
+        self,
+        text: str | None,
+        instruction: str | None,
+        num_images: int,
+        prompt_format: str = "v1",
+        num_videos: int = 0,
     ) -> str:
-        """[`format_prompt`] with this family's image placeholders."""
+        """[`format_prompt`] with this family's image (and video) placeholders."""
         return format_prompt(
-            text, instruction, num_images, prompt_format, self.image_token, self.image_tags(num_images)
+            text,
+            instruction,
+            num_images,
+            prompt_format,
+            self.image_token,
+            self.image_tags(num_images),
+            num_videos=num_videos,
+            video_token=self.video_token,
         )
 
     def count_placeholders(self, prompt: str) -> int:
         """How many images `prompt` stands for."""
         return prompt.count(self.image_token)
+
+    def count_video_placeholders(self, prompt: str) -> int:
+        """How many videos `prompt` stands for (0 for a family without video)."""
+        return prompt.count(self.video_token) if self.video_token else 0
+
+    def prepare_video(self, image_processor, frames: list) -> list:
+        """A clip's sampled RGB PIL frames -> the frames the video processing takes (the family's resize)."""
+        raise NotImplementedError
 
     def resize_image(self, image):
         """The family's own resize of a prepared RGB PIL image, before the image processor (default: none)."""

@@ -93,6 +93,7 @@ class GmeFamily(Qwen2VLFamily):
     prompt_formats = (PROMPT_FORMAT,)
     padding_side = "left"
     default_max_length = GME_MAX_LENGTH
+    video_token = None  # GME's driver embeds a video by its middle frame only: no video input here
     resize_small_images = False
 
     def format_prompt(

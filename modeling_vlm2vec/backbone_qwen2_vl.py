@@ -2,25 +2,59 @@
 
 Prompts hold one `<|image_pad|>` per image (no `<|vision_start|>`, no chat template), expanded to the image's
 merged visual-token count; images go through the PIL `Qwen2VLImageProcessorPil` (the reference's bicubic resize).
+Videos: one `<|video_pad|>` per clip, expanded the same way; a clip's frames are resized (PIL bicubic) to one size
+computed from its first frame with the reference's own `smart_resize` (sides under 28 px or an aspect ratio over 200
+squared first), normalised as images are, and cut into temporal patches of 2 frames (an odd count repeats the last).
 This file is copied verbatim into every VLM2Vec model repository on the Hub, so it imports only `torch`,
 `transformers`, `numpy` and `PIL`.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from transformers import AutoImageProcessor, AutoModel
 
 from .backbone_common import BackboneFamily, PromptRowError, rows_of_media
 
 IMAGE_TOKEN = "<|image_pad|>"
+VIDEO_TOKEN = "<|video_pad|>"
+PLACEHOLDER = re.compile(f"({re.escape(IMAGE_TOKEN)}|{re.escape(VIDEO_TOKEN)})")
+# mm_token_type_ids values (transformers' Qwen2-VL convention).
+TOKEN_TYPE = {IMAGE_TOKEN: 1, VIDEO_TOKEN: 2}
 # VLM2Vec-V2.0 (and the reference `main` defaults): smart-resize within [28*28*4, 28*28*1280] pixels, i.e. 4 to 1280
 # visual tokens per image; the conversion defaults.
 PUBLISHED_MIN_PIXELS = 3136
 PUBLISHED_MAX_PIXELS = 1003520
+# The reference's (vendored, transformers 4.4x) smart_resize: a side under 28 px or an aspect ratio over 200 is
+# first treated as a square of side max(28, h, w), where stock transformers 5 keeps the aspect ratio.
+VIDEO_SIZE_FACTOR = 28
+VIDEO_MAX_RATIO = 200
+
+
+def video_frame_size(
+    height: int, width: int, min_pixels: int, max_pixels: int, factor: int = VIDEO_SIZE_FACTOR
+) -> tuple[int, int]:
+    """The `(height, width)` in pixels every frame of a clip is resized to, from its first frame's size: the
+    reference's vendored `smart_resize` (multiples of `factor`, within `[min_pixels, max_pixels]`)."""
+    if height < factor or width < factor or max(height, width) / min(height, width) > VIDEO_MAX_RATIO:
+        height = width = max(factor, height, width)
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = math.floor(height / beta / factor) * factor
+        w_bar = math.floor(width / beta / factor) * factor
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
 
 
 class Qwen2VLFamily(BackboneFamily):
@@ -29,6 +63,7 @@ class Qwen2VLFamily(BackboneFamily):
     name = "qwen2_vl"
     model_types = ("qwen2_vl", "qwen2_5_vl")
     image_token = IMAGE_TOKEN
+    video_token = VIDEO_TOKEN
     no_split_modules = ("Qwen2VLDecoderLayer", "Qwen2VLVisionBlock", "Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock")
     # The reference `main` LoRA defaults (`training/adapters.py` scopes them to the LLM: nothing in the ViT).
     lora_target_modules = (
@@ -51,7 +86,7 @@ class Qwen2VLFamily(BackboneFamily):
         (r"^base_model\.model\.model\.", "vlm.language_model."),
         (r"^base_model\.model\.visual\.", "vlm.visual."),
     )
-    media_input_keys = ("mm_token_type_ids", "pixel_values", "image_grid_thw")
+    media_input_keys = ("mm_token_type_ids", "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
     resize_small_images = True
     image_processor_options = ("min_pixels", "max_pixels")
 
@@ -120,6 +155,44 @@ class Qwen2VLFamily(BackboneFamily):
         patches = image_processor.get_number_of_image_patches(image.height, image.width, {})
         return patches // image_processor.merge_size**2
 
+    def prepare_video(self, image_processor, frames: list[Image.Image]) -> list[Image.Image]:
+        """Every RGB frame resized (PIL bicubic on uint8) to the clip's size from its first frame
+        ([`video_frame_size`]); no under-28-px 56x56 resize (that rule is the image rows')."""
+        first = frames[0]
+        height, width = video_frame_size(
+            first.height, first.width, image_processor.size["shortest_edge"], image_processor.size["longest_edge"]
+        )
+        return [frame.resize((width, height), Image.BICUBIC) for frame in frames]
+
+    def preprocess_videos(self, image_processor, videos: list[list[Image.Image]]) -> dict[str, torch.Tensor]:
+        """Prepared clips -> `pixel_values_videos` `(total_patches, 3 * temporal_patch * patch * patch)` (rows in
+        (t, h / merge, w / merge, merge, merge) order, values in (channel, time, patch, patch) order, as the stock
+        video processor lays them out) and `video_grid_thw` `(num_videos, 3)`."""
+        patch, merge = image_processor.patch_size, image_processor.merge_size
+        temporal = image_processor.temporal_patch_size
+        all_patches, grids = [], []
+        for frames in videos:
+            clip = []
+            for frame in frames:
+                values = np.asarray(frame, dtype=np.uint8).transpose(2, 0, 1)  # (C, H, W)
+                values = image_processor.rescale(values, image_processor.rescale_factor)
+                clip.append(image_processor.normalize(values, image_processor.image_mean, image_processor.image_std))
+            clip = np.stack(clip).astype(np.float32)  # (T, C, H, W)
+            if clip.shape[0] % temporal:
+                repeats = temporal - clip.shape[0] % temporal
+                clip = np.concatenate([clip, np.repeat(clip[-1:], repeats, axis=0)])
+            frames_count, channels, height, width = clip.shape
+            grid_t, grid_h, grid_w = frames_count // temporal, height // patch, width // patch
+            patches = clip.reshape(
+                grid_t, temporal, channels, grid_h // merge, merge, patch, grid_w // merge, merge, patch
+            ).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+            all_patches.append(patches.reshape(grid_t * grid_h * grid_w, channels * temporal * patch * patch))
+            grids.append([grid_t, grid_h, grid_w])
+        return {
+            "pixel_values_videos": torch.from_numpy(np.concatenate(all_patches)),
+            "video_grid_thw": torch.tensor(grids, dtype=torch.long),
+        }
+
     def encode(
         self,
         processor,
@@ -128,47 +201,61 @@ class Qwen2VLFamily(BackboneFamily):
         text_kwargs: dict[str, Any],
         images_kwargs: dict[str, Any],
         return_tensors: str | None,
+        videos: list[list[Image.Image]] | None = None,
     ) -> dict[str, Any]:
+        """`videos`: prepared clips ([`prepare_video`]), in the order of their `<|video_pad|>` placeholders."""
         image_processor = processor.image_processor
         image_inputs = image_processor(images, return_tensors="pt", **images_kwargs) if images else {}
+        video_inputs = self.preprocess_videos(image_processor, videos) if videos else {}
         merge = image_processor.merge_size**2
-        tokens_per_image = [int(grid.prod()) // merge for grid in image_inputs.get("image_grid_thw", [])]
-        placeholders = [prompt.count(IMAGE_TOKEN) for prompt in texts]
-
-        expanded, expected_image_tokens, next_image = [], [], 0
-        for prompt, count in zip(texts, placeholders):
-            pieces = prompt.split(IMAGE_TOKEN)
-            row_tokens = tokens_per_image[next_image : next_image + count]
-            next_image += count
-            expanded.append(pieces[0] + "".join(IMAGE_TOKEN * n + rest for n, rest in zip(row_tokens, pieces[1:])))
-            expected_image_tokens.append(sum(row_tokens))
+        tokens = {IMAGE_TOKEN: [int(grid.prod()) // merge for grid in image_inputs.get("image_grid_thw", [])]}
+        if self.video_token:  # a family without video (GME) keeps a literal <|video_pad|> as one plain token
+            tokens[VIDEO_TOKEN] = [int(grid.prod()) // merge for grid in video_inputs.get("video_grid_thw", [])]
+        taken = dict.fromkeys(tokens, 0)
+        expanded, expected = [], []
+        for prompt in texts:
+            pieces, row_expected = [], dict.fromkeys(tokens, 0)
+            for piece in PLACEHOLDER.split(prompt):
+                if piece in tokens:  # a placeholder: its media item's token count
+                    count = tokens[piece][taken[piece]]
+                    taken[piece] += 1
+                    row_expected[piece] += count
+                    piece *= count
+                pieces.append(piece)
+            expanded.append("".join(pieces))
+            expected.append(row_expected)
 
         max_length = text_kwargs.pop("max_length", processor.max_length)
         truncation = text_kwargs.pop("truncation", max_length is not None)
         text_kwargs.setdefault("padding", True)
         encoding = processor._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
-        image_token_id = processor.image_token_id
-        found = [row.count(image_token_id) for row in encoding["input_ids"]]
-        for row, (seen, expected) in enumerate(zip(found, expected_image_tokens)):
-            if seen != expected:
-                raise PromptRowError(
-                    row,
-                    f"its images need {expected} image tokens but {seen} fit in max_length={max_length}; "
-                    "raise max_length (max_seq_length) or lower max_pixels",
-                )
+        token_ids = {IMAGE_TOKEN: processor.image_token_id, VIDEO_TOKEN: processor.video_token_id}
+        for row, (ids, row_expected) in enumerate(zip(encoding["input_ids"], expected)):
+            for token in tokens:
+                kind = "video" if token == VIDEO_TOKEN else "image"
+                seen = ids.count(token_ids[token])
+                if seen != row_expected[token]:
+                    raise PromptRowError(
+                        row,
+                        f"its {kind}s need {row_expected[token]} {kind} tokens but {seen} fit in "
+                        f"max_length={max_length}; raise max_length (max_seq_length) or lower max_pixels",
+                    )
+        token_types = []
+        for ids in encoding["input_ids"]:
+            ids = np.asarray(ids)
+            types = np.zeros(ids.shape, dtype=np.int32)
+            for token in tokens:
+                types[ids == token_ids[token]] = TOKEN_TYPE[token]
+            token_types.append(types if return_tensors else types.tolist())
         return {
             "input_ids": encoding["input_ids"],
             "attention_mask": encoding["attention_mask"],
-            "mm_token_type_ids": [
-                (np.asarray(row) == image_token_id).astype(np.int32)
-                if return_tensors
-                else [int(token == image_token_id) for token in row]
-                for row in encoding["input_ids"]
-            ],
+            "mm_token_type_ids": token_types,
             **image_inputs,
+            **video_inputs,
         }
 
 
 FAMILY = Qwen2VLFamily()
 
-__all__ = ["FAMILY", "IMAGE_TOKEN", "Qwen2VLFamily"]
+__all__ = ["FAMILY", "IMAGE_TOKEN", "VIDEO_TOKEN", "Qwen2VLFamily", "video_frame_size"]

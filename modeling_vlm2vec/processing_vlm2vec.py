@@ -9,6 +9,7 @@ repository on the Hub, so it imports only `torch`, `transformers`, `numpy` and `
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .backbone_common import MMEB_IMAGE_TAG, PROMPT_FORMATS, PromptRowError, format_prompt
-from .backbone_qwen2_vl import IMAGE_TOKEN
+from .backbone_qwen2_vl import IMAGE_TOKEN, VIDEO_TOKEN
 from .backbones import DEFAULT_MODEL_TYPE, get_family
 
 # The reference resizes an image with a side under 28 px to 56 x 56 before the processor sees it.
@@ -33,11 +34,129 @@ TEXT_CALL_KWARGS = frozenset(
     {"padding", "truncation", "max_length", "padding_side", "pad_to_multiple_of", "return_tensors"}
 )
 
+# VLM2Vec-V2 embeds a clip by 8 frames (`num_frames: 8` of its video eval and training configs).
+DEFAULT_NUM_FRAMES = 8
+FRAME_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
+
 ImageLike = Image.Image | str | os.PathLike | np.ndarray
+# A clip: a list of frames, a folder of frame images, a video file, or a `(T, H, W[, C])` uint8 array.
+VideoLike = Sequence[ImageLike] | str | os.PathLike | np.ndarray
 
 
 class ImageInputError(ValueError):
     """An image that cannot be turned into model input; the message names the image."""
+
+
+class VideoInputError(ValueError):
+    """A video that cannot be turned into model input; the message names the video."""
+
+
+def sample_frame_indices(num_source_frames: int, num_frames: int) -> list[int]:
+    """The reference's frame choice: `numpy.linspace(0, n - 1, num_frames, dtype=int)` (truncated toward zero) when
+    the clip has at least `num_frames` frames, else every frame once (nothing repeated)."""
+    if num_source_frames < num_frames:
+        return list(range(num_source_frames))
+    return np.linspace(0, num_source_frames - 1, num_frames, dtype=int).tolist()
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The frame images of a clip folder (by extension, hidden files skipped) in natural file-name order
+    (`2.png` before `10.png`), which is time order."""
+    files = [
+        path
+        for path in Path(folder).iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in FRAME_FILE_EXTENSIONS
+    ]
+    return sorted(files, key=lambda path: _natural_key(path.name))
+
+
+def decode_video_file(path: str | os.PathLike, num_frames: int) -> list[Image.Image]:
+    """The sampled frames ([`sample_frame_indices`]) of a video file, decoded with PyAV, as PIL RGB images.
+
+    The frame count comes from a first decoding pass (container metadata can be wrong); only the sampled frames
+    are converted to images in the second."""
+    try:
+        import av  # only a video file needs it
+    except ImportError as error:
+        raise VideoInputError(
+            f"video file {str(path)!r} needs PyAV to decode: pip install av (or give the frames or a frame folder)"
+        ) from error
+
+    def frames_of(container):
+        if not container.streams.video:
+            raise VideoInputError(f"video file {str(path)!r} has no video stream")
+        return container.decode(container.streams.video[0])
+
+    try:
+        with av.open(str(path)) as container:
+            count = sum(1 for _ in frames_of(container))
+        if count == 0:
+            raise VideoInputError(f"video file {str(path)!r} has no frames")
+        wanted = sample_frame_indices(count, num_frames)
+        chosen: dict[int, Image.Image] = {}
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(frames_of(container)):
+                if index in wanted:
+                    chosen[index] = frame.to_image()
+    except (av.error.FFmpegError, OSError, EOFError) as error:
+        raise VideoInputError(f"video file {str(path)!r} is not a readable video: {error}") from error
+    return [chosen[index] for index in wanted]
+
+
+def load_video(video: VideoLike, num_frames: int = DEFAULT_NUM_FRAMES) -> list[Image.Image]:
+    """A clip's sampled frames ([`sample_frame_indices`]) as RGB PIL images, each at its own size.
+
+    `video`: a list of frames (PIL images, image file paths or uint8 arrays), a folder of frame images (natural
+    file-name order), a video file (decoded with PyAV), or a `(T, H, W[, C])` uint8 array. Every frame goes through
+    [`to_reference_rgb`] without the under-28-px resize: greyscale, RGBA (alpha dropped), palette and 16-bit frames
+    all become RGB. Raises [`VideoInputError`] naming the video (or the frame at fault).
+    """
+    if isinstance(video, (str, os.PathLike)):
+        path = Path(video)
+        if path.is_dir():
+            files = list_frame_files(path)
+            if not files:
+                kinds = ", ".join(FRAME_FILE_EXTENSIONS)
+                raise VideoInputError(f"video folder {str(path)!r} holds no frame images ({kinds})")
+            frames: list = [files[index] for index in sample_frame_indices(len(files), num_frames)]
+        elif not path.is_file():
+            raise VideoInputError(f"video {str(path)!r} does not exist (give a video file, a frame folder or frames)")
+        elif path.suffix.lower() in FRAME_FILE_EXTENSIONS:
+            raise VideoInputError(
+                f"video {str(path)!r} is one image file; give a video file, a frame folder or a list of frames"
+            )
+        else:
+            frames = decode_video_file(path, num_frames)
+    elif isinstance(video, np.ndarray):
+        if video.ndim not in (3, 4) or video.dtype != np.uint8:
+            raise VideoInputError(f"video arrays must be (T, H, W[, C]) uint8, got shape {video.shape} {video.dtype}")
+        frames = [video[index] for index in sample_frame_indices(len(video), num_frames)]
+    elif isinstance(video, (list, tuple)):
+        frames = [video[index] for index in sample_frame_indices(len(video), num_frames)]
+    else:
+        raise VideoInputError(
+            f"a video must be a list of frames, a frame folder, a video file or a uint8 array, "
+            f"got {type(video).__name__}"
+        )
+    if not frames:
+        raise VideoInputError("video has no frames")
+    prepared = []
+    for index, frame in enumerate(frames):
+        try:
+            prepared.append(load_image(frame, resize_small=False))
+        except ValueError as error:
+            raise VideoInputError(f"frame {index} ({_frame_name(frame)}): {error}") from error
+    return prepared
+
+
+def _frame_name(frame: Any) -> str:
+    if isinstance(frame, (str, os.PathLike)):
+        return repr(str(frame))
+    return type(frame).__name__
 
 
 def open_image_file(path: str | os.PathLike) -> Image.Image:
@@ -130,6 +249,8 @@ class VLM2VecProcessor(ProcessorMixin):
         backbone_model_type (`str`, defaults to `"qwen2_vl"`): the backbone's `model_type`, which picks its family.
         backbone_family (`str`, *optional*): the family by name, for a recipe that is not the model_type's default
             (e.g. `"gme"`: GME's chat prompt, its image bounds, left padding); `None`: the model_type's family.
+        num_frames (`int`, defaults to 8): frames sampled per video ([`sample_frame_indices`]: `linspace` over a
+            longer clip, every frame of a shorter one), as VLM2Vec-V2 does.
     """
 
     def __init__(
@@ -142,9 +263,12 @@ class VLM2VecProcessor(ProcessorMixin):
         image_resize: Sequence[int] | None = None,
         backbone_model_type: str = DEFAULT_MODEL_TYPE,
         backbone_family: str | None = None,
+        num_frames: int = DEFAULT_NUM_FRAMES,
         **kwargs,
     ):
         family = get_family(backbone_model_type, backbone_family)
+        if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1:
+            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
         if prompt_format not in family.prompt_formats:
             raise ValueError(f"prompt_format must be one of {list(family.prompt_formats)}, got {prompt_format!r}")
         if image_resize is not None and (len(image_resize) != 2 or min(image_resize) < 1):
@@ -154,12 +278,15 @@ class VLM2VecProcessor(ProcessorMixin):
         self.image_resize = list(image_resize) if image_resize is not None else None
         self.backbone_model_type = backbone_model_type
         self.backbone_family = backbone_family
+        self.num_frames = num_frames
         self.family = family
         self.image_token = self.family.image_token
+        self.video_token = self.family.video_token
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
         if family.padding_side is not None:  # the recipe's side (GME: left); a call's `padding_side` still wins
             self.tokenizer.padding_side = family.padding_side
         self.image_token_id = self.family.image_token_id(tokenizer)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token) if self.video_token else None
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
@@ -182,9 +309,30 @@ class VLM2VecProcessor(ProcessorMixin):
     def max_pixels(self) -> int:
         return self.image_processor.size["longest_edge"]
 
-    def format_prompt(self, text: str | None = None, instruction: str | None = None, num_images: int = 0) -> str:
-        """[`format_prompt`] with this processor's prompt format and its backbone's image placeholders."""
-        return self.family.format_prompt(text, instruction, num_images, self.prompt_format)
+    def format_prompt(
+        self, text: str | None = None, instruction: str | None = None, num_images: int = 0, num_videos: int = 0
+    ) -> str:
+        """[`format_prompt`] with this processor's prompt format and its backbone's image / video placeholders
+        (a video: `"<|video_pad|> " + instruction [+ " " + text]` in both formats, as VLM2Vec-V2 builds it)."""
+        if not num_videos:
+            return self.family.format_prompt(text, instruction, num_images, self.prompt_format)
+        if self.video_token is None:
+            raise VideoInputError(f"this {self.family.name} model takes no video input")
+        return self.family.format_prompt(text, instruction, num_images, self.prompt_format, num_videos=num_videos)
+
+    def prepare_video(self, video: VideoLike) -> list[Image.Image]:
+        """[`load_video`] (`num_frames` sampled, RGB) then the family's frame resize (Qwen2-VL: every frame to the
+        size [`video_frame_size`] gives its first frame), so clips mixing frame sizes or modes work."""
+        if self.video_token is None:
+            raise VideoInputError(f"this {self.family.name} model takes no video input")
+        frames = self.family.prepare_video(self.image_processor, load_video(video, self.num_frames))
+        try:
+            self.num_image_tokens(frames[0])
+        except ValueError as error:
+            raise VideoInputError(
+                f"{frames[0].width}x{frames[0].height} frames rejected by the image processor: {error}"
+            ) from error
+        return frames
 
     def prepare_image(self, image: ImageLike) -> Image.Image:
         """[`load_image`], the family's own resize (GME: its `smart_resize`), the fixed `image_resize` if set, then a
@@ -208,6 +356,7 @@ class VLM2VecProcessor(ProcessorMixin):
         self,
         text: str | Sequence[str] | None = None,
         images: ImageLike | Sequence[ImageLike] | None = None,
+        videos: Sequence[VideoLike] | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
         """Tokenise raw prompt strings and preprocess their images.
@@ -217,6 +366,10 @@ class VLM2VecProcessor(ProcessorMixin):
                 with `images` embeds each image alone (the image-alone prompt, one row per image).
             images: every image of the batch, flat, in the order their placeholders appear. PIL images, image file
                 paths or uint8 arrays.
+            videos: every video of the batch, flat, in the order of their `<|video_pad|>` placeholders (Qwen2-VL).
+                Each a list of frames (PIL images, image paths, uint8 arrays), a folder of frame images, a video
+                file (PyAV) or a `(T, H, W[, C])` uint8 array; `num_frames` frames are sampled
+                ([`prepare_video`]). A row holds images or a video, not both.
             **kwargs: the transformers processor call convention, flat or in `text_kwargs` / `images_kwargs`:
                 `padding` (`True` / `"longest"` (default), `"max_length"`, `False` / `"do_not_pad"`), `truncation`
                 (default: on when `max_length` is set), `max_length` (default: this processor's `max_length`),
@@ -226,7 +379,9 @@ class VLM2VecProcessor(ProcessorMixin):
 
         Returns:
             Qwen2-VL: `input_ids`, `attention_mask`, `mm_token_type_ids` (`(batch, seq)`; 1 on image tokens), and
-            with images `pixel_values` (`(total_patches, 3 * 2 * 14 * 14)`) and `image_grid_thw` (`(num_images, 3)`).
+            with images `pixel_values` (`(total_patches, 3 * 2 * 14 * 14)`) and `image_grid_thw` (`(num_images, 3)`),
+            with videos `pixel_values_videos` (`(total_video_patches, 3 * 2 * 14 * 14)`) and `video_grid_thw`
+            (`(num_videos, 3)`; 2 on `mm_token_type_ids`).
             Phi-3.5-V: `input_ids` (`-N` on the positions of a row's N-th image), `attention_mask`, and with images
             `pixel_values` (`(num_images, num_crops + 1, 3, 336, 336)`) and `image_sizes` (`(num_images, 2)`).
             LLaVA-Next: `input_ids` (`<image>` expanded), `attention_mask`, and with images `pixel_values`
@@ -238,13 +393,22 @@ class VLM2VecProcessor(ProcessorMixin):
         """
         text_kwargs, images_kwargs = self._split_call_kwargs(kwargs)
         return_tensors = text_kwargs.pop("return_tensors", "pt")
-        if text is None and images is None:
-            raise ValueError("give text, images, or both")
+        if text is None and images is None and videos is None:
+            raise ValueError("give text, images, videos, or a combination")
         if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)):
             images = [images]
         images = list(images or [])
+        if isinstance(videos, (str, os.PathLike, np.ndarray)):
+            videos = [videos]
+        videos = list(videos or [])
+        if videos and self.video_token is None:
+            raise VideoInputError(f"this {self.family.name} model takes no video input")
         if text is None:
+            if images and videos:
+                raise ValueError("without text, give images or videos (each is embedded alone), not both")
             text = [self.format_prompt(num_images=1)] * len(images)
+            if videos:
+                text += [self.format_prompt(num_videos=1)] * len(videos)
         texts = [text] if isinstance(text, str) else list(text)
         for row, prompt in enumerate(texts):
             if not isinstance(prompt, str):
@@ -258,13 +422,30 @@ class VLM2VecProcessor(ProcessorMixin):
                 f"but {len(images)} images were given"
             )
 
+        video_placeholders = [self.family.count_video_placeholders(prompt) for prompt in texts]
+        if sum(video_placeholders) != len(videos):
+            raise ValueError(
+                f"the prompts hold {sum(video_placeholders)} video placeholders (per row: {video_placeholders}) "
+                f"but {len(videos)} videos were given"
+            )
+        for row, (image_count, video_count) in enumerate(zip(placeholders, video_placeholders)):
+            if image_count and video_count:
+                raise PromptRowError(row, "holds image and video placeholders; a row takes one kind of visual input")
+
         prepared = []
         for index, image in enumerate(images):
             try:
                 prepared.append(self.prepare_image(image))
             except ValueError as error:
                 raise ImageInputError(f"image {index}: {error}") from error
-        data = self.family.encode(self, texts, prepared, text_kwargs, images_kwargs, return_tensors)
+        prepared_videos = []
+        for index, video in enumerate(videos):
+            try:
+                prepared_videos.append(self.prepare_video(video))
+            except ValueError as error:
+                raise VideoInputError(f"video {index} ({_describe_video(video)}): {error}") from error
+        extra = {"videos": prepared_videos} if prepared_videos else {}
+        data = self.family.encode(self, texts, prepared, text_kwargs, images_kwargs, return_tensors, **extra)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     def _split_call_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -310,8 +491,23 @@ class VLM2VecProcessor(ProcessorMixin):
         return self.family.model_input_names()
 
 
+def _describe_video(video: Any) -> str:
+    if isinstance(video, (str, os.PathLike)):
+        return repr(str(video))
+    if isinstance(video, (list, tuple)):
+        return f"{len(video)} frames"
+    return type(video).__name__
+
+
 __all__ = [
+    "DEFAULT_NUM_FRAMES",
     "IMAGE_TOKEN",
+    "VIDEO_TOKEN",
+    "VideoInputError",
+    "decode_video_file",
+    "list_frame_files",
+    "load_video",
+    "sample_frame_indices",
     "MMEB_IMAGE_TAG",
     "PROMPT_FORMATS",
     "ImageInputError",

@@ -26,6 +26,8 @@ from sentence_transformers.base.modules import InputModule
 from transformers import AutoModel, AutoProcessor
 
 IMAGE_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+# A bare string / Path with one of these extensions is a video file (the processor decodes it with PyAV).
+VIDEO_FILE_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
 MODEL_INPUT_KEYS = (
     "input_ids",
     "attention_mask",
@@ -42,6 +44,15 @@ def _is_image_path(value: str) -> bool:
     """A one-line string ending in an image extension (and without spaces, unless it is an existing file)."""
     return (
         value.lower().endswith(IMAGE_FILE_EXTENSIONS)
+        and "\n" not in value
+        and (" " not in value or os.path.isfile(value))
+    )
+
+
+def _is_video_path(value: str) -> bool:
+    """A one-line string ending in a video extension (and without spaces, unless it is an existing file)."""
+    return (
+        value.lower().endswith(VIDEO_FILE_EXTENSIONS)
         and "\n" not in value
         and (" " not in value or os.path.isfile(value))
     )
@@ -64,6 +75,7 @@ class ParsedInput:
     text: str | None
     images: list[Any] = field(default_factory=list)
     instruction: str | None = None  # from a chat-style system message
+    videos: list[Any] = field(default_factory=list)  # at most one: a frame list, a frame folder or a video file
 
 
 def _check_image(image: Any) -> None:
@@ -73,11 +85,35 @@ def _check_image(image: Any) -> None:
         raise ValueError(f"has an image of unsupported type {type(image).__name__}")
 
 
+def _check_video(video: Any) -> None:
+    """A video: a non-empty list of frames (PIL images, arrays, image paths), a frame folder or video file path, or a
+    `(T, H, W[, C])` array; the processor opens and checks it."""
+    if isinstance(video, (list, tuple)):
+        if not video:
+            raise ValueError("has a video with no frames (an empty list)")
+        for index, frame in enumerate(video):
+            if not isinstance(frame, (Image.Image, np.ndarray, str, Path)):
+                raise ValueError(f"has a video whose frame {index} is of unsupported type {type(frame).__name__}")
+    elif not isinstance(video, (str, Path, np.ndarray)):
+        raise ValueError(
+            f"has a video of unsupported type {type(video).__name__}; give a list of frames, a frame folder or a "
+            "video file"
+        )
+
+
+def _one_row(text: str | None, images: list, videos: list, instruction: str | None = None) -> ParsedInput:
+    if videos and images:
+        raise ValueError("has both a video and an image; a VLM2Vec input takes one kind of visual input")
+    if len(videos) > 1:
+        raise ValueError(f"has {len(videos)} videos; a VLM2Vec input takes one video")
+    return ParsedInput(text, images, instruction, videos)
+
+
 def _parse_messages(messages: list[dict]) -> ParsedInput:
     """Chat-style messages (`{"role", "content"}`; content a string or a list of `{"type": "text" | "image"}`
     parts). The system message's text is the instruction; the user messages' texts are joined with spaces and
     their images go first, as VLM2Vec places them. No chat template is applied."""
-    texts, images, instructions = [], [], []
+    texts, images, videos, instructions = [], [], [], []
     for message in messages:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise ValueError(f"has a message without 'role' and 'content': {_describe(message)}")
@@ -95,20 +131,26 @@ def _parse_messages(messages: list[dict]) -> ParsedInput:
                 image = part.get("image", part.get("path", part.get("url")))
                 _check_image(image)
                 images.append(image)
+            elif kind == "video" and role == "user":
+                video = part.get("video", part.get("path"))
+                _check_video(video)
+                videos.append(video)
             else:
                 raise ValueError(f"has an unsupported {role} message part: {_describe(part)}")
-    if not texts and not images:
-        raise ValueError("has messages with neither text nor image")
-    return ParsedInput(" ".join(texts) or None, images, " ".join(instructions) or None)
+    if not texts and not images and not videos:
+        raise ValueError("has messages with neither text nor image nor video")
+    return _one_row(" ".join(texts) or None, images, videos, " ".join(instructions) or None)
 
 
 def split_input(value: Any) -> ParsedInput:
     """Split one `encode()` input into its text, its images and (for chat messages) its instruction.
 
-    Accepted: a string (an image file path when it looks like one, e.g. `"cat.png"`, otherwise text), a PIL image,
-    an `(H, W[, C])` uint8 array, a `pathlib.Path`, a dict with keys `"text"` and/or `"image"` (one image or a
-    list), or chat-style messages (a `{"role", "content"}` dict or a list of them). Raises `ValueError`
-    describing what is wrong with the value, e.g. a path that names a directory.
+    Accepted: a string (an image or video file path when it looks like one, e.g. `"cat.png"`, `"clip.mp4"`,
+    otherwise text), a PIL image, an `(H, W[, C])` uint8 array (a `(T, H, W, C)` one is a video), a
+    `pathlib.Path`, a dict with keys `"text"` and/or `"image"` (one image or a list) or `"video"` (one video: a list
+    of frames, a frame folder or a video file; not with `"image"`), or chat-style messages (a `{"role", "content"}`
+    dict or a list of them, parts of type text / image / video). Raises `ValueError` describing what is wrong with
+    the value, e.g. a path that names a directory.
     """
     if value is None:
         raise ValueError("is None")
@@ -116,8 +158,14 @@ def split_input(value: Any) -> ParsedInput:
         if value == "":
             raise ValueError("is an empty string")
         if _is_directory_path(value):
-            raise ValueError("names a directory, not an image file or a text")
+            raise ValueError("names a directory, not an image file or a text (a frame folder: {'video': folder})")
+        if _is_video_path(value):
+            return ParsedInput(None, videos=[value])
         return ParsedInput(None, [value]) if _is_image_path(value) else ParsedInput(value)
+    if isinstance(value, np.ndarray) and value.ndim == 4:
+        return ParsedInput(None, videos=[value])
+    if isinstance(value, Path) and value.suffix.lower() in VIDEO_FILE_EXTENSIONS:
+        return ParsedInput(None, videos=[value])
     if isinstance(value, (Image.Image, np.ndarray, Path)):
         _check_image(value)
         return ParsedInput(None, [value])
@@ -126,9 +174,9 @@ def split_input(value: Any) -> ParsedInput:
     if isinstance(value, list) and value and all(isinstance(item, dict) and "role" in item for item in value):
         return _parse_messages(value)
     if isinstance(value, dict):
-        unknown = set(value) - {"text", "image"}
+        unknown = set(value) - {"text", "image", "video"}
         if unknown:
-            raise ValueError(f"has unsupported keys {sorted(unknown)}; use 'text' and/or 'image'")
+            raise ValueError(f"has unsupported keys {sorted(unknown)}; use 'text' and/or 'image' or 'video'")
         text = value.get("text")
         if text is not None and not isinstance(text, str):
             raise ValueError(f"has a 'text' that is not a string: {_describe(text)}")
@@ -136,9 +184,12 @@ def split_input(value: Any) -> ParsedInput:
         images = [] if images is None else list(images) if isinstance(images, (list, tuple)) else [images]
         for image in images:
             _check_image(image)
-        if not text and not images:
-            raise ValueError("has neither text nor image")
-        return ParsedInput(text or None, images)
+        videos = [] if value.get("video") is None else [value["video"]]
+        for video in videos:
+            _check_video(video)
+        if not text and not images and not videos:
+            raise ValueError("has neither text nor image nor video")
+        return _one_row(text or None, images, videos)
     raise ValueError(f"has unsupported type {type(value).__name__} ({_describe(value)})")
 
 
@@ -225,8 +276,9 @@ class VLM2VecEncoder(InputModule):
     legacy_config_file_name = "vlm2vec_st_config.json"
     # What `encode` accepts. sentence-transformers reports a batch that mixes several of these as "message"
     # (its `infer_batch_modality`), so a module that takes mixed batches lists it; `split_input` also reads
-    # chat-style messages themselves.
-    supported_modalities = ("text", "image", ("image", "text"), "message")
+    # chat-style messages themselves. Video only where the backbone family takes it (the processor's video_token).
+    supported_modalities = ("text", "image", ("image", "text"), "video", ("text", "video"), "message")
+    video_modalities = ("video", ("text", "video"))
 
     def __init__(self, model: torch.nn.Module, processor: Any, padding_side: str | None = None):
         super().__init__()
@@ -236,7 +288,8 @@ class VLM2VecEncoder(InputModule):
 
     @property
     def modalities(self) -> list:
-        return list(self.supported_modalities)
+        takes_video = getattr(self.processor, "video_token", None) is not None
+        return [m for m in self.supported_modalities if takes_video or m not in self.video_modalities]
 
     def save_config(self, output_path: str, filename: str | None = None) -> None:
         """`sentence_bert_config.json`: this module's settings plus the sentence-transformers `modality_config` /
@@ -247,7 +300,7 @@ class VLM2VecEncoder(InputModule):
                 "method": "forward",
                 "method_output_name": "sentence_embedding",
             }
-            for modality in self.supported_modalities
+            for modality in self.modalities
         }
         config["module_output_name"] = "sentence_embedding"
         with open(os.path.join(output_path, filename or self.config_file_name), "w", encoding="utf-8") as file:
@@ -276,31 +329,39 @@ class VLM2VecEncoder(InputModule):
         `prompt` is the instruction (from `encode(prompt=...)`, `prompt_name=...`, or `encode_query` /
         `encode_document`); it is placed as the reference places it (see `VLM2VecProcessor.format_prompt`).
 
-        Returns the processor's tensors plus `num_images_per_sample` (`(batch,)`), which sentence-transformers'
-        cached losses use to cut mini-batches.
+        Returns the processor's tensors plus `num_images_per_sample` and `num_videos_per_sample` (`(batch,)`), which
+        sentence-transformers' cached losses (`_create_minibatch`) use to cut `pixel_values` / `image_grid_thw` and
+        `pixel_values_videos` / `video_grid_thw` into mini-batches.
 
         Raises:
             ValueError: naming the input at fault (its value, and its position in this batch: `encode` sorts its
                 inputs by length, so that position is not the input's index in the caller's list).
         """
-        prompts, images, images_per_item = [], [], []
+        prompts, images, images_per_item, videos, videos_per_item = [], [], [], [], []
         for position, value in enumerate(inputs):
             try:
                 parsed = split_input(value)
                 if parsed.instruction and prompt:
                     raise ValueError("has a system message and the call gives a prompt too; give the instruction once")
                 prepared = [self.processor.prepare_image(image) for image in parsed.images]
+                prepared_videos = [self.processor.prepare_video(video) for video in parsed.videos]
                 prompts.append(
                     self.processor.format_prompt(
-                        parsed.text, instruction=parsed.instruction or prompt, num_images=len(prepared)
+                        parsed.text,
+                        instruction=parsed.instruction or prompt,
+                        num_images=len(prepared),
+                        num_videos=len(prepared_videos),
                     )
                 )
             except ValueError as error:
                 raise _input_error(inputs, position, error) from error
             images.extend(prepared)
             images_per_item.append(len(prepared))
+            videos.extend(prepared_videos)
+            videos_per_item.append(len(prepared_videos))
         try:
-            features = self.processor(prompts, images=images, padding_side=self.padding_side)
+            extra = {"videos": videos} if videos else {}
+            features = self.processor(prompts, images=images, padding_side=self.padding_side, **extra)
             check_sequence_lengths = getattr(self.model, "check_sequence_lengths", None)
             if check_sequence_lengths is not None:
                 check_sequence_lengths(features["attention_mask"])
@@ -311,6 +372,7 @@ class VLM2VecEncoder(InputModule):
             raise _input_error(inputs, row, error) from error
         features = dict(features)
         features["num_images_per_sample"] = torch.tensor(images_per_item, dtype=torch.long)
+        features["num_videos_per_sample"] = torch.tensor(videos_per_item, dtype=torch.long)
         return features
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:

@@ -69,7 +69,7 @@ def _mteb_modalities(sbert_config: dict | None) -> list[str]:
 
 def test_the_folder_declares_its_modalities_for_mteb(fixture_model_dir):
     config = json.loads((fixture_model_dir / "sentence_bert_config.json").read_text())
-    assert _mteb_modalities(config) == ["image", "text"]
+    assert _mteb_modalities(config) == ["image", "text", "video"]  # Qwen2-VL takes video
     assert config["module_output_name"] == "sentence_embedding"
     assert not (fixture_model_dir / "vlm2vec_st_config.json").exists()
 

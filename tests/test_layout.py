@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HUB_SHIPPED = {
     "modeling_vlm2vec/configuration_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/modeling_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
-    "modeling_vlm2vec/processing_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
+    # PyAV only when a video file is given (imported inside that function, in a try block).
+    "modeling_vlm2vec/processing_vlm2vec.py": {"torch", "transformers", "numpy", "PIL", "av"},
     "modeling_vlm2vec/backbones.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/backbone_common.py": {"torch", "transformers", "numpy", "PIL"},
     "modeling_vlm2vec/backbone_qwen2_vl.py": {"torch", "transformers", "numpy", "PIL"},

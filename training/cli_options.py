@@ -17,6 +17,7 @@ HELP = {
     "model": "VLM2Vec model folder or Hub id to start from (vlm2vec convert / vlm2vec init make one)",
     "data": "MMEB-train folder (<subset>/<split>.parquet|.jsonl|save_to_disk) or Hub dataset id",
     "image_dir": "image root the data's image paths are relative to",
+    "video_dir": "video root the video subsets' clips (frame folders or video files) are relative to",
     "output_dir": "run folder: checkpoint-*/, final/ (and merged/)",
     "subsets": "subsets to train on (default: every subset found)",
     "split": "original | diverse_instruction | train",
@@ -34,6 +35,7 @@ HELP = {
     "merge": "after a LoRA run, also write <output_dir>/merged",
     "use_cpu": "train on CPU even when an accelerator is present",
     "eval_data": "MMEB-eval folder; hit@1 per dataset every eval_steps",
+    "eval_protocol": "v1 (hit@1, ties to the gold) or v2 (ranking metrics, the protocol of the video tasks)",
     "resume": "continue from the last checkpoint-* in output_dir",
     "push_to_hub": "after training, push <output_dir>/merged (or final) to the Hub repo hub_model_id "
     "(token: HF_TOKEN or the stored login)",

@@ -43,6 +43,7 @@ class TrainConfig:
     model: str = ""  # a VLM2Vec model folder or Hub id (`vlm2vec convert` / `vlm2vec init` make one)
     data: str = ""  # MMEB-train folder or Hub dataset id
     image_dir: str = ""  # image root the data's image paths are relative to
+    video_dir: str = ""  # video root the video subsets' clips (frame folders / files) are relative to
     output_dir: str = "runs/vlm2vec"
     subsets: list[str] | None = None
     split: str = "original"
@@ -82,6 +83,7 @@ class TrainConfig:
     report_to: list[str] = field(default_factory=lambda: ["none"])
     eval_data: str | None = None  # MMEB-eval folder; evaluated every eval_steps
     eval_image_dir: str | None = None
+    eval_protocol: str = "v1"  # v1 (hit@1, ties to the gold) or v2 (ranking; video tasks' published protocol)
     eval_steps: int | None = None
     eval_batch_size: int = 32
     resume: bool = False  # continue from the last checkpoint in output_dir
@@ -140,9 +142,11 @@ class TrainConfig:
     def validate(self) -> None:
         """Types first (`check_types`), then the required options and the values' ranges and combinations."""
         self.check_types()
-        for name in ("model", "data", "image_dir"):
+        for name in ("model", "data"):
             if not getattr(self, name):
                 raise ValueError(f"`{name}` is required (YAML key or --{name.replace('_', '-')})")
+        if not (self.image_dir or self.video_dir):
+            raise ValueError("`image_dir` (or, for video subsets only, `video_dir`) is required (--image-dir)")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.gc_mini_batch_size is not None and self.gc_mini_batch_size < 0:
@@ -155,6 +159,8 @@ class TrainConfig:
                     f"interleave_batch_size {self.interleave_batch_size} must divide per_device_train_batch_size "
                     f"{self.per_device_train_batch_size}"
                 )
+        if self.eval_protocol not in ("v1", "v2"):
+            raise ValueError(f"eval_protocol must be v1 or v2, got {self.eval_protocol!r}")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("push_to_hub needs hub_model_id (YAML key or --hub-model-id), e.g. your-name/vlm2vec-run")
         if self.hub_model_id is not None and self.hub_model_id.count("/") != 1:

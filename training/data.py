@@ -8,6 +8,24 @@ when online, from a Hub dataset (`TIGER-Lab/MMEB-train`, one config per subset).
 
 Output columns, each value `{"text": str | None, "image": absolute path | None}`: `query`, `positive` and, with
 hard negatives, `negative`. The `<|image_1|>` tag is swapped for the backbone's image token.
+
+MMEB-V2's video subsets (REFERENCE.md section 3.5; the reference's `llavahound_dataset_caption.py` /
+`llavahound_dataset_qa.py`) are LLaVA-Hound tables in the same folder layout: columns `id`, `video` (a frame folder
+or video file, relative to a video root) and `conversations` (`[{"from": "human", "value": "<video>\\n..."},
+{"from": "gpt", "value": ...}]`). One table serves several tasks, chosen by the subset name (the reference's files go
+in as `<root>/video_caption_300k/original.jsonl` and `<root>/video_qa_240k/original.jsonl`, the latter being its
+`video_240k_caption_15k.jsonl`):
+
+* `<folder>` or `<folder>-caption` (reference: `video_caption_300k`), video -> caption: query = the human turn with
+  `<video>` -> the video token, plus the clip; positive = the gpt turn (text).
+* `<folder>-video` (`video_caption_300k-video`), caption -> video: query = `VRET_QUERY_PROMPT` + the gpt turn (text);
+  positive = `VRET_TARGET_PROMPT` + the video token, plus the clip.
+* `<folder>-qa` (`video_qa_240k`), video QA: query = `QA_QUERY_PROMPT` + the human turn (`<video>` -> token), plus the
+  clip; positive = the gpt turn (the answer).
+
+Video sides are `{"text": str | None, "video": absolute path | None}`; the prompts are the reference's, with the video
+token where it puts it (so they are complete prompts, embedded as they are). The reference's video rows have no hard
+negatives.
 """
 
 from __future__ import annotations
@@ -26,6 +44,22 @@ SPLITS = ("original", "diverse_instruction", "train")
 SIDES = (("query", "qry", "qry_image_path"), ("positive", "pos_text", "pos_image_path"))
 NEGATIVE_SIDE = ("negative", "neg_text", "neg_image_path")
 SIDE_FEATURES = datasets.Features({"text": datasets.Value("string"), "image": datasets.Value("string")})
+VIDEO_SIDE_FEATURES = datasets.Features({"text": datasets.Value("string"), "video": datasets.Value("string")})
+
+# LLaVA-Hound video rows (the reference's `llavahound_dataset_caption.py` / `llavahound_dataset_qa.py`).
+LLAVA_HOUND_COLUMNS = ("video", "conversations")
+LLAVA_HOUND_VIDEO_TAG = "<video>"
+VRET_QUERY_PROMPT = "Find a video that contains the following visual content: "
+VRET_TARGET_PROMPT = "Understand the content of the provided video: "
+QA_QUERY_PROMPT = "Answer a question based on the content of a video. "
+VIDEO_TASKS = ("caption", "video", "qa")  # video -> caption, caption -> video, video QA
+# The reference's subset names (its train yaml keys) -> (folder, task); other names follow `<folder>[-<task>]`.
+REFERENCE_VIDEO_SUBSETS = {
+    "video_caption_300k": ("video_caption_300k", "caption"),
+    "video_caption_300k-video": ("video_caption_300k", "video"),
+    "video_qa_240k": ("video_qa_240k", "qa"),
+}
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -118,17 +152,120 @@ def to_training_columns(
     return raw.map(convert, batched=True, remove_columns=raw.column_names, features=features, desc="MMEB columns")
 
 
-def find_problems(subset: str, data: datasets.Dataset, image_token: str = "<|image_pad|>") -> list[DataProblem]:
-    """Rows whose image file is missing, or whose prompt's image tags do not match its images."""
+def video_subset(subset: str, source: str | os.PathLike) -> tuple[str, str | None]:
+    """(the folder / Hub config to read, the video task) of a subset name. `<name>-<task>` is `task` on the folder
+    `<name>-<task>` if there is one, else on `<name>`; the task is None for other names (the table's columns then
+    decide: LLaVA-Hound rows read as video -> caption)."""
+    if subset in REFERENCE_VIDEO_SUBSETS:
+        return REFERENCE_VIDEO_SUBSETS[subset]
+    folder, _, task = subset.rpartition("-")
+    if folder and task in VIDEO_TASKS:
+        return (subset if (Path(source) / subset).is_dir() else folder), task
+    return subset, None
+
+
+def is_llava_hound(raw: datasets.Dataset) -> bool:
+    return all(column in raw.column_names for column in LLAVA_HOUND_COLUMNS)
+
+
+def _turn(conversations, index: int) -> str | None:
+    if isinstance(conversations, list) and len(conversations) > index and isinstance(conversations[index], dict):
+        value = conversations[index].get("value")
+        return value if isinstance(value, str) and value.strip() else None
+    return None
+
+
+def conversation_problems(subset: str, raw: datasets.Dataset) -> list[DataProblem]:
+    """LLaVA-Hound rows without a video name or without a non-empty human turn and gpt turn."""
     problems = []
+    for row, (video, conversations) in enumerate(zip(raw["video"], raw["conversations"])):
+        if not isinstance(video, str) or not video:
+            problems.append(DataProblem(subset, row, "video", f"no video name (got {video!r})"))
+        for index, role in ((0, "human"), (1, "gpt")):
+            if _turn(conversations, index) is None:
+                problems.append(DataProblem(subset, row, "conversations", f"no {role} turn (turn {index}) text"))
+    return problems
+
+
+def to_video_columns(
+    raw: datasets.Dataset, video_root: str | os.PathLike, task: str, video_token: str
+) -> datasets.Dataset:
+    """LLaVA-Hound rows -> `query` / `positive` columns of `{"text", "video"}` dicts for one video `task`
+    (`caption`: video -> caption, `video`: caption -> video, `qa`: video QA), with the reference's prompts."""
+    if task not in VIDEO_TASKS:
+        raise ValueError(f"video task must be one of {VIDEO_TASKS}, got {task!r}")
+    root = Path(video_root)
+
+    def convert(batch: dict) -> dict:
+        queries, positives = [], []
+        for video, conversations in zip(batch["video"], batch["conversations"]):
+            human = _turn(conversations, 0).replace(LLAVA_HOUND_VIDEO_TAG, video_token)
+            answer, clip = _turn(conversations, 1), str(root / video)
+            if task == "video":
+                queries.append({"text": VRET_QUERY_PROMPT + answer, "video": None})
+                positives.append({"text": VRET_TARGET_PROMPT + video_token, "video": clip})
+            else:
+                queries.append({"text": (QA_QUERY_PROMPT if task == "qa" else "") + human, "video": clip})
+                positives.append({"text": answer, "video": None})
+        return {"query": queries, "positive": positives}
+
+    features = datasets.Features({"query": VIDEO_SIDE_FEATURES, "positive": VIDEO_SIDE_FEATURES})
+    return raw.map(convert, batched=True, remove_columns=raw.column_names, features=features, desc=f"video {task}")
+
+
+def video_problem(path: str) -> str | None:
+    """Why a clip cannot be used, or None: a frame folder must hold frame images, a video file a decodable frame."""
+    clip = Path(path)
+    if clip.is_dir():
+        if not any(entry.suffix.lower() in FRAME_EXTENSIONS for entry in clip.iterdir() if entry.is_file()):
+            return f"frame folder {path!r} holds no frames ({', '.join(FRAME_EXTENSIONS)} files)"
+        return None
+    if not clip.is_file():
+        return f"video {path!r} does not exist"
+    try:
+        import av
+
+        with av.open(path) as container:
+            if not container.streams.video:
+                return f"video file {path!r} has no video stream"
+            if next(container.decode(video=0), None) is None:
+                return f"video file {path!r} holds no frames"
+    except Exception as error:  # PyAV raises its own error types per container / codec problem
+        return f"video file {path!r} cannot be decoded: {error}"
+    return None
+
+
+def find_problems(
+    subset: str,
+    data: datasets.Dataset,
+    image_token: str = "<|image_pad|>",
+    video_token: str | None = None,
+    clip_problems: dict[str, str | None] | None = None,
+) -> list[DataProblem]:
+    """Rows whose image file or clip is missing (or a clip holds no frames), or whose prompt's image / video tags do
+    not match its images / videos. `clip_problems` caches clip checks across subsets sharing clips."""
+    problems = []
+    clip_problems = {} if clip_problems is None else clip_problems
     for column in data.column_names:
         for row, side in enumerate(data[column]):
-            tags = (side["text"] or "").count(image_token)
-            image = side["image"]
+            text, image, video = side["text"] or "", side.get("image"), side.get("video")
             if image and not os.path.isfile(image):
                 problems.append(DataProblem(subset, row, column, f"image file {image!r} does not exist"))
-            elif tags > (1 if image else 0):
+                continue
+            if video:
+                if video not in clip_problems:
+                    clip_problems[video] = video_problem(video)
+                if clip_problems[video]:
+                    problems.append(DataProblem(subset, row, column, clip_problems[video]))
+                    continue
+            tags = text.count(image_token)
+            if tags > (1 if image else 0):
                 problems.append(DataProblem(subset, row, column, f"{tags} image tags but {int(bool(image))} images"))
+            video_tags = text.count(video_token) if video_token else 0
+            if video_tags > (1 if video else 0):
+                problems.append(
+                    DataProblem(subset, row, column, f"{video_tags} video tags but {int(bool(video))} videos")
+                )
     return problems
 
 
@@ -141,16 +278,21 @@ def load_mmeb_train(
     hard_negatives: bool = False,
     image_token: str = "<|image_pad|>",
     check: bool = True,
+    video_root: str | os.PathLike | None = None,
+    video_token: str | None = "<|video_pad|>",
 ) -> dict[str, datasets.Dataset]:
-    """Load MMEB-train subsets as training datasets, one per subset.
+    """Load MMEB-train subsets (and MMEB-V2's LLaVA-Hound video subsets) as training datasets, one per subset.
 
     Args:
         source: local folder or Hub dataset id.
         image_root: folder the stored image paths are relative to.
-        subsets: which subsets; default every subset found locally (required for a Hub id).
+        subsets: which subsets; default every subset found locally (required for a Hub id). Video subsets are
+            named `<folder>[-caption | -video | -qa]` (see the module docstring).
         max_per_subset: keep the first N rows of each subset, as the reference's `num_sample_per_subset`.
-        hard_negatives: add a `negative` column from `neg_text` / `neg_image_path`.
-        check: verify every image path and tag count up front; raises `MMEBDataError` naming subset and row.
+        hard_negatives: add a `negative` column from `neg_text` / `neg_image_path` (image subsets only).
+        check: verify every image path, clip and tag count up front; raises `MMEBDataError` naming subset and row.
+        video_root: folder the video rows' `video` names are relative to (the reference's `video_frame_basedir`).
+        video_token: the model's video placeholder (None: the model takes no video; a video subset is an error).
     """
     if subsets is None:
         if not Path(source).is_dir():
@@ -158,14 +300,40 @@ def load_mmeb_train(
         subsets = list_local_subsets(source, split)
         if not subsets:
             raise FileNotFoundError(f"no MMEB-train subsets with split {split!r} under {source}")
-    loaded, problems = {}, []
+    loaded, problems, clip_problems = {}, [], {}
     for subset in subsets:
-        raw = load_raw_subset(source, subset, split)
+        folder, task = video_subset(subset, source)
+        raw = load_raw_subset(source, folder, split)
         if max_per_subset is not None:
             raw = raw.select(range(min(max_per_subset, len(raw))))
-        data = to_training_columns(raw, image_root, image_token, hard_negatives)
+        if task is None and is_llava_hound(raw):
+            task = "caption"
+        if task is None:
+            if not image_root:
+                raise ValueError(f"image subset {subset!r} needs the image root its paths are relative to (image_dir)")
+            data = to_training_columns(raw, image_root, image_token, hard_negatives)
+            if check:
+                problems += find_problems(subset, data, image_token, video_token)
+            loaded[subset] = data
+            continue
+        if not is_llava_hound(raw):
+            raise ValueError(
+                f"video subset {subset!r}: {folder!r} needs the LLaVA-Hound columns {LLAVA_HOUND_COLUMNS}; "
+                f"it has {raw.column_names}"
+            )
+        if video_token is None:
+            raise ValueError(f"video subset {subset!r}: this model takes no video input")
+        if not video_root:
+            raise ValueError(f"video subset {subset!r} needs the video root its clips are relative to (video_dir)")
+        if hard_negatives:
+            raise ValueError(f"hard negatives: video subset {subset!r} has none (the reference's video rows have none)")
+        row_problems = conversation_problems(subset, raw)
+        if row_problems:
+            problems += row_problems
+            continue
+        data = to_video_columns(raw, video_root, task, video_token)
         if check:
-            problems += find_problems(subset, data, image_token)
+            problems += find_problems(subset, data, image_token, video_token, clip_problems)
         loaded[subset] = data
     if problems:
         raise MMEBDataError(problems)
@@ -173,5 +341,6 @@ def load_mmeb_train(
 
 
 def combine(subsets: dict[str, datasets.Dataset], seed: int = 0) -> datasets.Dataset:
-    """All subsets in one shuffled dataset (every batch mixes subsets: the reference's IB0)."""
+    """All subsets in one shuffled dataset (every batch mixes subsets: the reference's IB0). Image and video
+    subsets together get `{"text", "image", "video"}` sides (`datasets` widens the structs, missing keys None)."""
     return datasets.concatenate_datasets(list(subsets.values())).shuffle(seed=seed)

@@ -20,6 +20,21 @@ files have MMEB-train columns (`qry`, `qry_image_path`, `pos_text`, `pos_image_p
 first candidate is the gold one); image paths are relative to `DIR/images`. `DIR/eval-v2` holds the same eval
 sets in the MMEB-V2 layout (`qry_inst` / `tgt_inst` split out) plus `Digits_docs` in the BEIR layout of the
 visual-document sets; `tasks.json` in both eval folders says how the datasets group in reports.
+
+Video (generated motion, [`_shape_clips`]): clips of 8 56x56 frames in which a coloured shape (4 colours x 3 shapes)
+moves left or right over a noisy background, written as frame folders `DIR/video-tasks/frames/<split>/<clip>/NNNN.png`
+(4 training clips per colour / shape / direction, 1 held-out eval clip). `DIR/train-video` holds MMEB-V2's video
+training tables (LLaVA-Hound layout, read by [`training.data`]): `Shapes` (captions; subsets `Shapes` = video ->
+caption, `Shapes-video` = caption -> video) and `Shapes-qa` (video QA); clips relative to `DIR/video-tasks/frames`.
+`DIR/eval-video` holds the MMEB-V2 video eval layout (`qry_text`, `qry_video`, `tgt_text`, `tgt_video`,
+`gold_index`; clips relative to `DIR/video-tasks/frames`) with `tasks.json` naming each set's task type and whose
+prompts it uses:
+
+| dataset | task type (prompts of) | query | candidates |
+| --- | --- | --- | --- |
+| Shapes_t2v | video_ret (MSR-VTT) | caption | every eval clip (global pool) |
+| Shapes_cls | video_cls (K700) | clip | every caption (global label pool) |
+| Shapes_QA | video_qa (Video-MME) | clip + question | its options (colours, shapes or directions) |
 """
 
 from __future__ import annotations
@@ -83,6 +98,46 @@ DIGIT_QUESTIONS = {
     "What digit is shown?": lambda digit: DIGIT_NAMES[digit],
     "Is the digit even or odd?": lambda digit: "even" if digit % 2 == 0 else "odd",
     "What is the digit plus one?": lambda digit: DIGIT_NAMES[digit + 1],
+}
+
+
+# Generated motion clips (video).
+SHAPE_COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (230, 210, 40)}
+SHAPES = ("circle", "square", "triangle")
+DIRECTIONS = ("to the left", "to the right")
+CLIP_FRAMES, CLIP_SIZE = 8, 56
+TRAIN_CLIPS_PER_COMBO = 4  # training clips per colour / shape / direction (plus 1 held-out eval clip)
+# The caption turn asks what the eval's classification query asks (K700's instruction), so that a tiny model sees the
+# eval prompt in training; the reference's own caption turns vary.
+CAPTION_QUESTION = "<video> Recognize the category of the video content."
+SHAPE_QUESTIONS = {  # question -> (attribute, every answer)
+    "What color is the moving shape?": ("color", tuple(SHAPE_COLORS)),
+    "What shape moves in the video?": ("shape", SHAPES),
+    "Which way does the shape move?": ("direction", DIRECTIONS),
+}
+VIDEO_TRAIN_SUBSETS = ("Shapes", "Shapes-video", "Shapes-qa")
+VIDEO_EVAL_GROUPS = {
+    "Shapes_t2v": {
+        "meta_task": "V-RET",
+        "modality": "video",
+        "ood": False,
+        "task_type": "video_ret",
+        "prompts_of": "MSR-VTT",
+    },
+    "Shapes_cls": {
+        "meta_task": "V-CLS",
+        "modality": "video",
+        "ood": False,
+        "task_type": "video_cls",
+        "prompts_of": "K700",
+    },
+    "Shapes_QA": {
+        "meta_task": "V-QA",
+        "modality": "video",
+        "ood": False,
+        "task_type": "video_qa",
+        "prompts_of": "Video-MME",
+    },
 }
 
 
@@ -352,9 +407,124 @@ def _photos(writer: _ImageWriter, rng: random.Random, train_crops: int, eval_cro
     return split
 
 
+@dataclass(frozen=True)
+class Clip:
+    path: str  # relative to the frame root
+    color: str
+    shape: str
+    direction: str
+
+    @property
+    def caption(self) -> str:
+        return f"a {self.color} {self.shape} moving {self.direction}"
+
+    def answer(self, attribute: str) -> str:
+        return getattr(self, attribute)
+
+
+def _draw_clip(folder: Path, color: str, shape: str, direction: str, rng: random.Random) -> None:
+    """8 frames of one shape crossing the frame horizontally (start, size, height, background and noise drawn from
+    `rng`)."""
+    from PIL import ImageDraw
+
+    size = rng.randint(14, 20)
+    top = rng.randint(2, CLIP_SIZE - size - 2)
+    start, end = 2, CLIP_SIZE - size - 2
+    if direction == "to the left":
+        start, end = end, start
+    background = np.full((CLIP_SIZE, CLIP_SIZE, 3), rng.randint(30, 90), dtype=np.int16)
+    noise = np.random.default_rng(rng.randrange(2**32))
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame in range(CLIP_FRAMES):
+        pixels = background + noise.integers(-12, 13, background.shape)
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        left = round(start + (end - start) * frame / (CLIP_FRAMES - 1))
+        box = (left, top, left + size - 1, top + size - 1)
+        draw = ImageDraw.Draw(image)
+        fill = SHAPE_COLORS[color]
+        if shape == "circle":
+            draw.ellipse(box, fill=fill)
+        elif shape == "square":
+            draw.rectangle(box, fill=fill)
+        else:
+            draw.polygon([(box[0], box[3]), (box[2], box[3]), ((box[0] + box[2]) // 2, box[1])], fill=fill)
+        image.save(folder / f"{frame:04d}.png")
+
+
+def _shape_clips(
+    frame_root: Path, rng: random.Random, train_per_combo: int = TRAIN_CLIPS_PER_COMBO
+) -> tuple[list[Clip], list[Clip]]:
+    """(training clips, held-out eval clips): `train_per_combo` + 1 clips of every colour / shape / direction."""
+    train, held_out = [], []
+    combos = [(c, s, d) for c in SHAPE_COLORS for s in SHAPES for d in DIRECTIONS]
+    for number, (color, shape, direction) in enumerate(combos):
+        for k in range(train_per_combo + 1):
+            split = "shapes-train" if k < train_per_combo else "shapes-eval"
+            relative = f"{split}/clip_{number:02d}_{k}"
+            _draw_clip(frame_root / relative, color, shape, direction, rng)
+            (train if k < train_per_combo else held_out).append(Clip(relative, color, shape, direction))
+    return train, held_out
+
+
+def _video_split(frame_root: Path, rng: random.Random) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """(train tables in the LLaVA-Hound layout, eval tables in the MMEB-V2 video layout)."""
+    train_clips, eval_clips = _shape_clips(frame_root, rng)
+    train = {
+        "Shapes": [
+            {
+                "id": f"shapes-{n:03d}",
+                "video": clip.path,
+                "conversations": [{"from": "human", "value": CAPTION_QUESTION}, {"from": "gpt", "value": clip.caption}],
+            }
+            for n, clip in enumerate(train_clips)
+        ],
+        "Shapes-qa": [
+            {
+                "id": f"shapes-qa-{n:03d}-{q}",
+                "video": clip.path,
+                "conversations": [
+                    {"from": "human", "value": f"<video>\n{question}"},
+                    {"from": "gpt", "value": clip.answer(attribute)},
+                ],
+            }
+            for n, clip in enumerate(train_clips)
+            for q, (question, (attribute, _)) in enumerate(SHAPE_QUESTIONS.items())
+        ],
+    }
+    captions = [clip.caption for clip in eval_clips]
+    evaluation = {
+        "Shapes_t2v": [
+            {"qry_text": clip.caption, "qry_video": "", "tgt_text": [], "tgt_video": [clip.path], "gold_index": 0}
+            for clip in eval_clips
+        ],
+        "Shapes_cls": [
+            {"qry_text": "", "qry_video": clip.path, "tgt_text": [clip.caption], "tgt_video": [], "gold_index": 0}
+            for clip in eval_clips
+        ],
+        "Shapes_QA": [],
+    }
+    assert len(set(captions)) == len(captions)  # one eval clip per caption: the global pools hold every caption once
+    for n, clip in enumerate(eval_clips):
+        question = list(SHAPE_QUESTIONS)[n % len(SHAPE_QUESTIONS)]
+        attribute, answers = SHAPE_QUESTIONS[question]
+        options = rng.sample(answers, len(answers))  # the gold answer at a random position
+        evaluation["Shapes_QA"].append(
+            {
+                "qry_text": question,
+                "qry_video": clip.path,
+                "tgt_text": [f"{chr(ord('A') + i)}. {option}" for i, option in enumerate(options)],
+                "tgt_video": [],
+                "gold_index": options.index(clip.answer(attribute)),
+            }
+        )
+    return train, evaluation
+
+
 def build_mini_mmeb(out_dir: str | Path, seed: int = 0, eval_queries: int = 100) -> Path:
     """Write the mini-MMEB set to `out_dir` (`images/`, `train/<subset>/original.parquet`,
-    `eval/<dataset>/test.parquet`, `manifest.json`). Deterministic for a given seed."""
+    `eval/<dataset>/test.parquet`, `eval-v2/`, the video part `video-tasks/frames/`,
+    `train-video/<table>/original.jsonl` and `eval-video/<dataset>/test.parquet`, and `manifest.json`).
+    Deterministic for a given seed."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty; choose a new --out folder")
@@ -380,7 +550,26 @@ def build_mini_mmeb(out_dir: str | Path, seed: int = 0, eval_queries: int = 100)
                 _write_parquet(rows, out_dir / "eval-v2" / name / f"{table}.parquet")
             sizes = {"queries": len(tables["queries"]), "corpus": len(tables["corpus"])}
             manifest.setdefault("eval-v2 visdoc", {})[name] = sizes
-    for folder, groups in (("eval", EVAL_GROUPS), ("eval-v2", {**EVAL_GROUPS, **VISDOC_GROUPS})):
+    frame_root = out_dir / "video-tasks" / "frames"
+    video_train, video_eval = _video_split(frame_root, random.Random(seed + 1))
+    for table, rows in video_train.items():
+        path = out_dir / "train-video" / table / "original.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    manifest["train-video"] = {
+        "subsets": list(VIDEO_TRAIN_SUBSETS),
+        "rows": {table: len(rows) for table, rows in video_train.items()},
+        "video_dir": "video-tasks/frames",
+    }
+    for name, rows in video_eval.items():
+        _write_parquet(rows, out_dir / "eval-video" / name / "test.parquet")
+        sizes = sorted({len(row["tgt_text"]) + len(row["tgt_video"]) for row in rows})
+        manifest.setdefault("eval-video", {})[name] = {"queries": len(rows), "candidates_per_query": sizes}
+    for folder, groups in (
+        ("eval", EVAL_GROUPS),
+        ("eval-v2", {**EVAL_GROUPS, **VISDOC_GROUPS}),
+        ("eval-video", VIDEO_EVAL_GROUPS),
+    ):
         (out_dir / folder / "tasks.json").write_text(json.dumps(groups, indent=2))
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return out_dir

@@ -158,6 +158,10 @@ def _run_data(args: argparse.Namespace) -> None:
     out = build_mini_mmeb(args.out, seed=args.seed)
     print(f"Wrote mini-MMEB to {out}: train/ (MMEB-train layout), eval/ (MMEB-eval layout), eval-v2/ (V2), images/")
     print(f"  train: vlm2vec train --model MODEL --data {out}/train --image-dir {out}/images ...")
+    print(
+        f"  video: vlm2vec train --model MODEL --data {out}/train-video --video-dir {out}/video-tasks/frames "
+        "--subsets Shapes Shapes-video Shapes-qa ...  (eval: eval-video/, --image-dir video-tasks/frames)"
+    )
 
 
 def _add_train(subparsers) -> None:
@@ -183,6 +187,7 @@ def _run_train(args: argparse.Namespace) -> None:
             config.split,
             config.num_sample_per_subset,
             config.hard_negatives,
+            video_root=config.video_dir or None,
         )
         print("Data OK: " + ", ".join(f"{name} {len(rows)} rows" for name, rows in subsets.items()))
         return

@@ -1,0 +1,157 @@
+"""MMEB-V2 video-task prompts (REFERENCE.md §2.7, §4.2): how the reference's video parsers
+(`src/data/eval_dataset/{msrvtt, msvd, didemo, vatex, youcook2, video_classification_utils, ssv2, nextqa, mvbench,
+videomme, egoschema, activitynetqa, moment_retrieval_datasets}`) build each query and candidate string.
+
+The returned strings are complete prompts with the video token in place (`<|video_pad|>` for Qwen2-VL); nothing is
+added when they are embedded. Spacing is literal: the QA prompt ends with `"Question: "` and is joined to the question
+with one more space (two spaces in the embedded text), and the Breakfast instruction ends with a space.
+
+Task types (the reference's parser families):
+
+* `video_ret` (DiDeMo, MSR-VTT, MSVD, VATEX, YouCook2): text query `instruction + " " + caption`; candidate
+  `VID + " " + "Understand the content of the provided video."` with the clip; ranked over the whole clip pool.
+* `video_cls` (K700, SmthSmthV2, HMDB51, UCF101, Breakfast): query `VID + " " + DATASET_INSTRUCTION`; candidates the
+  raw label strings; SmthSmthV2 ranks each query's own list, the others the whole label pool.
+* `video_qa` (MVBench, Video-MME, NExTQA, EgoSchema, ActivityNetQA): query `VID + " " + TASK_PROMPT + " " + question`
+  with the dataset's way of listing the options; candidates the answer strings as the dataset writes them.
+* `video_mret` (QVHighlight, Charades-STA, MomentSeeker): query `VID + " " + instruction + " " + query` with the
+  whole video; candidates the clips, each `VID + " Understand the content of the provided video."`. MomentSeeker's
+  queries are text, text + image or text + video segment, each with its own instruction, and its clips say "video
+  clip".
+"""
+
+from __future__ import annotations
+
+VIDEO_TOKEN = "<|video_pad|>"
+VIDEO_TASK_TYPES = ("video_ret", "video_cls", "video_qa", "video_mret")
+VIDEO_CANDIDATE_INSTRUCTION = "Understand the content of the provided video."
+MOMENT_QUERY_INSTRUCTION = "Find the clip that corresponds to the described scene in the given video:"
+# MomentSeeker (`momentseeker_dataset.py`): the query is text, text + image, or text + video segment; its clips say
+# "video clip".
+MOMENTSEEKER_INSTRUCTIONS = {
+    "text": "Find the clip that corresponds to the given text:",
+    "image": "Select the video clip that aligns with the given text and image:",
+    "video": "Find the clip that corresponds to the given sentence and video segment:",
+}
+MOMENTSEEKER_CANDIDATE_INSTRUCTION = "Understand the content of the provided video clip."
+QA_TASK_PROMPT = (
+    "Given a video and a question, select the most accurate answer from the provided candidates. "
+    "Return only the exact text of your chosen answer. Question: "
+)
+
+# Text-to-video retrieval: the query instruction of each dataset's parser (`TASK_INST_QRY`).
+RETRIEVAL_INSTRUCTIONS = {
+    "MSR-VTT": "Find a video that contains the following visual content:",
+    "MSVD": "Find the video snippet that corresponds to the given summary:",
+    "DiDeMo": "Find a video that includes the following described scenes:",
+    "VATEX": "Select a video that fits the description provided:",
+    "YouCook2": "Find a video that demonstrates the following action while making a recipe:",
+}
+# Video classification (`video_classification_utils.DATASET_INSTRUCTION`; the reference keys K700 as Kinetics-700).
+CLASSIFICATION_INSTRUCTIONS = {
+    "K700": "Recognize the category of the video content.",
+    "SmthSmthV2": "What actions or object interactions are being performed by the person in the video?",
+    "UCF101": "What activities or sports are being performed by the person in the video?",
+    "HMDB51": "What actions or objects interactions are the person in the video doing?",
+    "Breakfast": "Recognize the breakfast type that the person is cooking in the video. ",
+}
+QA_DATASETS = ("MVBench", "Video-MME", "NExTQA", "EgoSchema", "ActivityNetQA")
+MOMENT_DATASETS = ("QVHighlight", "Charades-STA", "MomentSeeker")
+# Classification sets ranked over their whole label pool (`eval_type: global`); SmthSmthV2 is local.
+GLOBAL_CLASSIFICATION = frozenset({"K700", "HMDB51", "UCF101", "Breakfast"})
+ACTIVITYNET_OPTIONS = ("yes", "no")
+
+VIDEO_TASK_TYPE = {
+    **dict.fromkeys(RETRIEVAL_INSTRUCTIONS, "video_ret"),
+    **dict.fromkeys(CLASSIFICATION_INSTRUCTIONS, "video_cls"),
+    **dict.fromkeys(QA_DATASETS, "video_qa"),
+    **dict.fromkeys(MOMENT_DATASETS, "video_mret"),
+}
+
+
+def ranks_globally(task_type: str, dataset: str) -> bool:
+    """Whether the reference ranks `dataset` against its whole de-duplicated candidate pool (REFERENCE.md §4.2)."""
+    return task_type == "video_ret" or (task_type == "video_cls" and dataset in GLOBAL_CLASSIFICATION)
+
+
+def video_prompt_rule(instruction: str, text: str | None = None, video_token: str | None = VIDEO_TOKEN) -> str:
+    """`process_input_text` for video: `instruction [+ " " + text]`, then `video_token + " "` first when there is a
+    video (an empty instruction gives `"<|video_pad|> "`, trailing space included)."""
+    prompt = f"{instruction} {text}" if text else instruction
+    return f"{video_token} {prompt}" if video_token else prompt
+
+
+def qa_options(options: list[str]) -> list[str]:
+    """`qa_template`'s lettered options: `["(A) first", "(B) second", ...]`."""
+    return [f"({chr(ord('A') + index)}) {option}" for index, option in enumerate(options)]
+
+
+def _strip_letter(option: str) -> str:
+    """Video-MME / EgoSchema candidate text: `"A. a dog"` -> `"a dog"`, as `o[o.find('. '):].strip('. ')`
+    (kept literally: without `". "` it keeps the last character only, as the reference does)."""
+    return option[option.find(". ") :].strip(". ")
+
+
+def qa_query(dataset: str, question: str, options: list[str], video_token: str = VIDEO_TOKEN) -> str:
+    """The query of a video-QA row: `VID + " " + QA_TASK_PROMPT + " " + question-with-options`.
+
+    NExTQA / MVBench: `question + "\\nOptions:\\n(A) ...\\n(B) ..."` (right-stripped, `qa_template`); Video-MME:
+    `question + "\\n" + "\\n".join(options)`; EgoSchema: `question + " ".join(options)` (no separator, as in the
+    reference); ActivityNetQA: `question + "? (A) yes; (B) no."`.
+    """
+    if dataset in ("NExTQA", "MVBench"):
+        question = (question + "\nOptions:\n" + "\n".join(qa_options(options))).rstrip()
+    elif dataset == "Video-MME":
+        question = question + "\n" + "\n".join(options)
+    elif dataset == "EgoSchema":
+        question = question + " ".join(options)
+    elif dataset == "ActivityNetQA":
+        question = question + "? (A) yes; (B) no."
+    else:
+        raise ValueError(f"{dataset!r} is not a video-QA dataset; expected one of {QA_DATASETS}")
+    return f"{video_token} {QA_TASK_PROMPT} {question}"
+
+
+def qa_candidates(dataset: str, options: list[str]) -> list[str]:
+    """The candidate strings of a video-QA row, in option order: MVBench `qa_template`'s lettered options; NExTQA
+    the raw options (its parser builds the lettered ones for the query and drops them for the candidates)."""
+    if dataset == "MVBench":
+        return qa_options(options)
+    if dataset == "NExTQA":
+        return list(options)
+    if dataset in ("Video-MME", "EgoSchema"):
+        return [_strip_letter(option) for option in options]
+    if dataset == "ActivityNetQA":
+        return list(ACTIVITYNET_OPTIONS)
+    raise ValueError(f"{dataset!r} is not a video-QA dataset; expected one of {QA_DATASETS}")
+
+
+def query_prompt(task_type: str, dataset: str, text: str, options: list[str], has_video: bool, video_token: str) -> str:
+    """The query string of one row (`text` = caption, question or moment description; `options` = the QA options)."""
+    token = video_token if has_video else None
+    if task_type == "video_ret":
+        return video_prompt_rule(RETRIEVAL_INSTRUCTIONS[dataset], text, token)
+    if task_type == "video_cls":
+        return video_prompt_rule(CLASSIFICATION_INSTRUCTIONS[dataset], None, token)
+    if task_type == "video_qa":
+        return qa_query(dataset, text, options, video_token)
+    if task_type == "video_mret":
+        if dataset == "MomentSeeker":
+            return video_prompt_rule(MOMENTSEEKER_INSTRUCTIONS["video" if has_video else "text"], text, token)
+        return video_prompt_rule(MOMENT_QUERY_INSTRUCTION, text, token)
+    raise ValueError(f"unknown video task type {task_type!r}; expected one of {VIDEO_TASK_TYPES}")
+
+
+def image_query_prompt(dataset: str, text: str, image_token: str) -> str:
+    """A moment-retrieval query made of text and an image (MomentSeeker only): `IMG + " " + instruction + " " +
+    text`."""
+    if dataset != "MomentSeeker":
+        raise ValueError(f"{dataset!r} has no image queries; only MomentSeeker does")
+    return video_prompt_rule(MOMENTSEEKER_INSTRUCTIONS["image"], text, image_token)
+
+
+def candidate_prompt(video_token: str, dataset: str | None = None) -> str:
+    """A video candidate (retrieval clip, moment clip): `"<|video_pad|> Understand the content of the provided
+    video."` (MomentSeeker: `"... provided video clip."`)."""
+    instruction = MOMENTSEEKER_CANDIDATE_INSTRUCTION if dataset == "MomentSeeker" else VIDEO_CANDIDATE_INSTRUCTION
+    return video_prompt_rule(instruction, None, video_token)
