@@ -43,7 +43,16 @@ def cli_mini_mmeb(tmp_path_factory) -> Path:
 def test_data_mini_mmeb_writes_the_train_eval_and_eval_v2_layouts(cli_mini_mmeb, capsys):
     out = cli_mini_mmeb
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["eval", "eval-v2", "images", "manifest.json", "train"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "eval",
+        "eval-v2",
+        "eval-video",
+        "images",
+        "manifest.json",
+        "train",
+        "train-video",
+        "video-tasks",
+    ]
     assert sorted(p.name for p in (out / "images").iterdir()) == ["digits", "faces", "photos"]
     for subset in SUBSETS:
         assert (out / "train" / subset / "original.parquet").is_file()
