@@ -63,9 +63,14 @@ def _is_directory_path(value: str) -> bool:
     return "\n" not in value and ("/" in value or os.sep in value) and len(value) < 4096 and os.path.isdir(value)
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, limit: int = 80) -> str:
+    """`repr(value)` in at most `limit` characters; a long path keeps its end (the file name), anything else its
+    start."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.sep in value):
+        text = repr(os.fspath(value))
+        return text if len(text) <= limit else "'..." + text[-(limit - 4) :]
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass

@@ -32,6 +32,13 @@ def test_missing_file_names_the_input(sentence_model, tmp_path):
         sentence_model.encode(["a cat", missing, "a dog"])
 
 
+def test_a_long_path_is_named_by_its_file_name(sentence_model, tmp_path):
+    deep = tmp_path.joinpath(*(["a-long-folder-name"] * 8))
+    deep.mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"^Input '\.\.\..*/missing-photo\.png' \(item 0 of its batch\)"):
+        sentence_model.encode([str(deep / "missing-photo.png")])
+
+
 def test_unreadable_and_corrupt_files(sentence_model, tmp_path):
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("this is text, not a PNG")
