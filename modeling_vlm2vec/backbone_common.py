@@ -104,6 +104,18 @@ def rows_of_media(token_counts: list[int], per_item_tokens: list[int]) -> list[l
     return rows if item == len(per_item_tokens) else None
 
 
+def select_images_per_group(
+    inputs: dict[str, Any], per_row: list[list[int]], groups: list[list[int]], keys: tuple[str, ...]
+) -> list[dict]:
+    """For each group of rows, the `keys` tensors (indexed per image, e.g. `pixel_values`, `image_sizes`) of the
+    images those rows hold (`per_row` from `rows_of_media`), in row order; `{}` for a group without images."""
+    result = []
+    for group in groups:
+        items = [item for row in group for item in per_row[row]]
+        result.append({key: inputs[key][items] for key in keys} if items else {})
+    return result
+
+
 class BackboneFamily:
     """The interface of one backbone family; subclasses fill in the attributes and methods.
 

@@ -25,13 +25,12 @@ imports only `torch`, `transformers`, `numpy` and `PIL`.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from PIL import Image
 
-from .backbone_qwen2_vl import IMAGE_TOKEN, Qwen2VLFamily
+from .backbone_qwen2_vl import IMAGE_TOKEN, Qwen2VLFamily, fit_pixel_bounds
 
 PROMPT_FORMAT = "gme"
 DEFAULT_INSTRUCTION = "You are a helpful assistant."
@@ -69,14 +68,7 @@ def smart_resize(
     ratio clamped at `GME_MAX_RATIO` (GME warns and clamps where the Qwen2-VL processor would refuse)."""
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = math.floor(height / beta / factor) * factor
-        w_bar = math.floor(width / beta / factor) * factor
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
+    h_bar, w_bar = fit_pixel_bounds(height, width, h_bar, w_bar, factor, min_pixels, max_pixels)
     if max(h_bar, w_bar) / min(h_bar, w_bar) > GME_MAX_RATIO:
         if h_bar > w_bar:
             h_bar = w_bar * GME_MAX_RATIO

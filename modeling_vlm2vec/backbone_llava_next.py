@@ -36,7 +36,7 @@ from transformers.models.llava_next import LlavaNextImageProcessorPil
 from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorKwargs
 from transformers.utils import cached_file
 
-from .backbone_common import BackboneFamily, PromptRowError, rows_of_media
+from .backbone_common import BackboneFamily, PromptRowError, rows_of_media, select_images_per_group
 
 IMAGE_TOKEN = "<image>"
 # Checkpoint keys the embedding model does not use: the LM head, in the Hub layout and the transformers 4.52+ one.
@@ -214,14 +214,7 @@ class LlavaNextFamily(BackboneFamily):
         per_row = rows_of_media(counts, per_image)
         if per_row is None:
             return None
-        result = []
-        for group in groups:
-            items = [item for row in group for item in per_row[row]]
-            sub = {}
-            if items:
-                sub = {"pixel_values": inputs["pixel_values"][items], "image_sizes": inputs["image_sizes"][items]}
-            result.append(sub)
-        return result
+        return select_images_per_group(inputs, per_row, groups, ("pixel_values", "image_sizes"))
 
     # --- processor ---
     def load_image_processor(self, source, **hub_kwargs):

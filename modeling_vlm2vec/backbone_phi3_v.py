@@ -43,7 +43,13 @@ from transformers.image_processing_utils import BaseImageProcessor
 from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.modeling_utils import PreTrainedModel
 
-from .backbone_common import NUMBERED_IMAGE_TAG, BackboneFamily, PromptRowError, rows_of_media
+from .backbone_common import (
+    NUMBERED_IMAGE_TAG,
+    BackboneFamily,
+    PromptRowError,
+    rows_of_media,
+    select_images_per_group,
+)
 
 CROP_SIZE = 336
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -506,14 +512,7 @@ class Phi3VFamily(BackboneFamily):
         per_row = rows_of_media((inputs["input_ids"] < 0).sum(dim=1).tolist(), per_image)
         if per_row is None:
             return None
-        result = []
-        for group in groups:
-            items = [item for row in group for item in per_row[row]]
-            sub = {}
-            if items:
-                sub = {"pixel_values": inputs["pixel_values"][items], "image_sizes": inputs["image_sizes"][items]}
-            result.append(sub)
-        return result
+        return select_images_per_group(inputs, per_row, groups, ("pixel_values", "image_sizes"))
 
     def image_tags(self, num_images: int) -> list[str]:
         return [f"<|image_{index + 1}|>" for index in range(num_images)]

@@ -44,8 +44,16 @@ def video_frame_size(
     reference's vendored `smart_resize` (multiples of `factor`, within `[min_pixels, max_pixels]`)."""
     if height < factor or width < factor or max(height, width) / min(height, width) > VIDEO_MAX_RATIO:
         height = width = max(factor, height, width)
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
+    return fit_pixel_bounds(
+        height, width, round(height / factor) * factor, round(width / factor) * factor, factor, min_pixels, max_pixels
+    )
+
+
+def fit_pixel_bounds(
+    height: int, width: int, h_bar: int, w_bar: int, factor: int, min_pixels: int, max_pixels: int
+) -> tuple[int, int]:
+    """`smart_resize`'s bounds step: the rounded size `(h_bar, w_bar)` of a `height` x `width` image, scaled (keeping
+    the aspect ratio, multiples of `factor`) into `[min_pixels, max_pixels]` pixels when it falls outside."""
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt((height * width) / max_pixels)
         h_bar = math.floor(height / beta / factor) * factor
