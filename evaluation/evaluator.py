@@ -5,7 +5,9 @@ Speed: every distinct `(prompt, image)` / `(prompt, "", clip)` item of all datas
 and candidates de-duplicated across datasets; classification labels are shared by all queries; a candidate clip listed
 in many pools, or a classification clip queried in many rows, is one item), text-only, image and video items in
 separate length-sorted `encode` calls, and, with `cache_dir`, embeddings are stored on disk and reused by later runs
-of the same model.
+of the same model. Video items are encoded in calls of at most `clips_per_call` clips, all items of a clip in the same
+call, so the processor's prepared-clip cache (`clip_cache_bytes`) decodes each clip once although `encode` reorders
+a call's inputs by length.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 from sentence_transformers.base.evaluation import BaseEvaluator
+from tqdm.auto import tqdm
 
 from vlm2vec_hf.evaluation.aggregate import headline_metric, v1_groups, v2_groups
 from vlm2vec_hf.evaluation.data import EvalDataset, Item, item_parts
@@ -24,6 +27,9 @@ from vlm2vec_hf.evaluation.metrics import hit_at_1, mean_metrics, rank, ranking_
 
 logger = logging.getLogger(__name__)
 PROTOCOLS = ("v1", "v2")
+# Clips per video `encode` call: the processor's default 1 GiB clip cache holds 32 clips of 8 frames at Qwen2-VL's
+# largest frame (1,003,520 px, 24 MB a clip), so every item of a call finds its clip prepared.
+CLIPS_PER_CALL = 32
 
 
 def encoder_input(item: Item):
@@ -41,6 +47,19 @@ def item_kind(item: Item) -> str:
     """`"text"`, `"image"` or `"video"`: items of one kind are encoded in the same length-sorted `encode` call."""
     _text, image, video = item_parts(item)
     return "video" if video else "image" if image else "text"
+
+
+def clip_chunks(items: list[Item], clips_per_call: int) -> list[list[Item]]:
+    """Video items in chunks of at most `clips_per_call` distinct clips (first-seen order), every item of a clip in
+    its clip's chunk, in first-seen order within it."""
+    by_clip: dict[str, list[Item]] = {}
+    for item in items:
+        by_clip.setdefault(item_parts(item)[2], []).append(item)
+    groups = list(by_clip.values())
+    return [
+        [item for group in groups[start : start + clips_per_call] for item in group]
+        for start in range(0, len(groups), clips_per_call)
+    ]
 
 
 def unique_items(datasets: list[EvalDataset]) -> list[Item]:
@@ -85,6 +104,9 @@ class MMEBEvaluator(BaseEvaluator):
         cache_dir: folder of the on-disk embedding cache; None disables it (as during training, where the weights
             change between evaluations).
         show_progress_bar: encoding progress bars (default: on when logging at INFO).
+        clips_per_call: video items are encoded in `encode` calls of at most this many distinct clips, all items of a
+            clip together, so that the model's prepared-clip cache decodes each clip once; keep it under what the
+            cache (`clip_cache_bytes`, default 1 GiB) holds. Embeddings do not depend on it.
 
     After a call, `self.results` holds everything (per-dataset metrics, groups, encoding counts) for the reports.
     """
@@ -97,10 +119,13 @@ class MMEBEvaluator(BaseEvaluator):
         name: str = "mmeb",
         cache_dir: str | os.PathLike | None = None,
         show_progress_bar: bool | None = None,
+        clips_per_call: int = CLIPS_PER_CALL,
     ):
         super().__init__()
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        if not isinstance(clips_per_call, int) or clips_per_call < 1:
+            raise ValueError(f"clips_per_call must be a positive integer, got {clips_per_call!r}")
         if not datasets:
             raise ValueError("no evaluation datasets")
         self.datasets = datasets
@@ -109,6 +134,7 @@ class MMEBEvaluator(BaseEvaluator):
         self.name = name
         self.cache_dir = cache_dir
         self.show_progress_bar = show_progress_bar
+        self.clips_per_call = clips_per_call
         self.primary_metric = "hit@1" if protocol == "v1" else "overall"
         self.greater_is_better = True
         self.results: dict = {}
@@ -122,8 +148,16 @@ class MMEBEvaluator(BaseEvaluator):
         todo = [item for item in items if item not in cached]
         computed: dict[Item, np.ndarray] = {}
         # Text-only, image and video items in separate calls: encode() sorts each by length, and no text batch pads
-        # up to an image's or a clip's hundreds of visual tokens.
-        for group in ([i for i in todo if item_kind(i) == kind] for kind in ("text", "image", "video")):
+        # up to an image's or a clip's hundreds of visual tokens. Video items: a few clips per call (clip_chunks).
+        groups = [[i for i in todo if item_kind(i) == kind] for kind in ("text", "image")]
+        chunks = clip_chunks([i for i in todo if item_kind(i) == "video"], self.clips_per_call)
+        # Many video calls: one bar over their items (on as encode() would turn its own on) instead of one per call.
+        many = len(chunks) > 1
+        show = self.show_progress_bar
+        if show is None:
+            show = logging.getLogger("sentence_transformers").isEnabledFor(logging.INFO)
+        chunk_bar = tqdm(total=sum(map(len, chunks)), desc="Video items", disable=not (many and show))
+        for group, is_chunk in [(group, False) for group in groups] + [(chunk, True) for chunk in chunks]:
             if not group:
                 continue
             vectors = model.encode(
@@ -131,11 +165,14 @@ class MMEBEvaluator(BaseEvaluator):
                 batch_size=self.batch_size,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
-                show_progress_bar=self.show_progress_bar,
+                show_progress_bar=False if is_chunk and many else self.show_progress_bar,
             ).astype(np.float32)
             computed.update(zip(group, vectors))
             if cache:
                 cache.put(group, vectors)
+            if is_chunk:
+                chunk_bar.update(len(group))
+        chunk_bar.close()
         if cache:
             cache.close()
         stacked = np.stack([cached[item] if item in cached else computed[item] for item in items])

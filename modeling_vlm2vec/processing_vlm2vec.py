@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ TEXT_CALL_KWARGS = frozenset(
 # VLM2Vec-V2 embeds a clip by 8 frames (`num_frames: 8` of its video eval and training configs).
 DEFAULT_NUM_FRAMES = 8
 FRAME_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
+# Prepared clips kept per processor (frame folders and video files only), in bytes of RGB pixels (w * h * 3 a frame).
+DEFAULT_CLIP_CACHE_BYTES = 1 << 30
 
 ImageLike = Image.Image | str | os.PathLike | np.ndarray
 # A clip: a list of frames, a folder of frame images, a video file, or a `(T, H, W[, C])` uint8 array.
@@ -225,6 +229,92 @@ def load_image(image: ImageLike, resize_small: bool = True) -> Image.Image:
     return to_reference_rgb(image, resize_small)
 
 
+def clip_signature(video: Any, num_frames: int) -> tuple | None:
+    """What a clip given by path is made of, so that a changed file gives another key: for a video file its
+    resolved path, `st_mtime_ns` and `st_size`; for a frame folder its resolved path, the frame-file listing and each
+    sampled frame's `st_mtime_ns` / `st_size`; plus `num_frames`. `None` for frames given as lists or arrays, and for
+    a path that is neither (left to [`load_video`] to refuse with its own error)."""
+    if not isinstance(video, (str, os.PathLike)):
+        return None
+    path = Path(video)
+    try:
+        if path.is_dir():
+            files = list_frame_files(path)
+            if not files:
+                return None
+            sampled = [files[index].stat() for index in sample_frame_indices(len(files), num_frames)]
+            listing = tuple(file.name for file in files)
+            stats = tuple((stat.st_mtime_ns, stat.st_size) for stat in sampled)
+            return ("folder", str(path.resolve()), num_frames, listing, stats)
+        if path.is_file() and path.suffix.lower() not in FRAME_FILE_EXTENSIONS:
+            stat = path.stat()
+            return ("file", str(path.resolve()), num_frames, stat.st_mtime_ns, stat.st_size)
+    except OSError:  # unreadable: load_video raises what it raises today
+        return None
+    return None
+
+
+class ClipCache:
+    """A least-recently-used store of prepared clips (lists of PIL frames), bounded by `max_bytes` of pixels (the sum
+    of `width * height * bands` over the frames; 0 stores nothing). A clip bigger than the bound is not stored.
+
+    A copy (`copy.deepcopy`, pickling for data-loader workers) starts empty with the same bound."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CLIP_CACHE_BYTES):
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+            raise ValueError(f"clip_cache_bytes must be a non-negative integer (bytes), got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[Hashable, tuple[list[Image.Image], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def size_of(frames: list[Image.Image]) -> int:
+        return sum(frame.width * frame.height * len(frame.getbands()) for frame in frames)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> list[Image.Image] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Hashable, frames: list[Image.Image]) -> None:
+        size = self.size_of(frames)
+        with self._lock:
+            if key in self._entries:
+                self.bytes -= self._entries.pop(key)[1]
+            if size > self.max_bytes:
+                return
+            self._entries[key] = (frames, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                self.bytes -= self._entries.popitem(last=False)[1][1]
+
+    def resize(self, max_bytes: int) -> None:
+        """Set a new bound, evicting the least recently used clips that no longer fit."""
+        fresh = ClipCache(max_bytes)  # validates
+        with self._lock:
+            self.max_bytes = fresh.max_bytes
+            while self.bytes > self.max_bytes:
+                self.bytes -= self._entries.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
+    def __deepcopy__(self, memo) -> ClipCache:
+        return ClipCache(self.max_bytes)
+
+    def __reduce__(self):
+        return (ClipCache, (self.max_bytes,))
+
+
 class VLM2VecProcessor(ProcessorMixin):
     r"""
     Prompt strings and images in, [`VLM2VecModel`] inputs out.
@@ -251,6 +341,12 @@ class VLM2VecProcessor(ProcessorMixin):
             (e.g. `"gme"`: GME's chat prompt, its image bounds, left padding); `None`: the model_type's family.
         num_frames (`int`, defaults to 8): frames sampled per video ([`sample_frame_indices`]: `linspace` over a
             longer clip, every frame of a shorter one), as VLM2Vec-V2 does.
+        clip_cache_bytes (`int`, defaults to 1 GiB): bound of the cache of prepared clips ([`prepare_video`]), in
+            bytes of RGB pixels (`width * height * 3` per frame). A clip given by path (frame folder or video file)
+            is decoded, sampled and resized once and reused while it stays in this least-recently-used cache; a
+            changed file (its modification time or size) is read again. Frames given as lists or arrays are not
+            cached. `0` disables the cache. Settable later (`processor.clip_cache_bytes = 0`); not saved with the
+            processor (`from_pretrained(..., clip_cache_bytes=...)` sets it on load).
     """
 
     def __init__(
@@ -264,9 +360,12 @@ class VLM2VecProcessor(ProcessorMixin):
         backbone_model_type: str = DEFAULT_MODEL_TYPE,
         backbone_family: str | None = None,
         num_frames: int = DEFAULT_NUM_FRAMES,
+        clip_cache_bytes: int = DEFAULT_CLIP_CACHE_BYTES,
         **kwargs,
     ):
         family = get_family(backbone_model_type, backbone_family)
+        # Not an attribute of its own: to_dict() would save it to processor_config.json (it is a runtime setting).
+        self._clip_cache = ClipCache(clip_cache_bytes)
         if not isinstance(num_frames, int) or isinstance(num_frames, bool) or num_frames < 1:
             raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
         if prompt_format not in family.prompt_formats:
@@ -292,7 +391,7 @@ class VLM2VecProcessor(ProcessorMixin):
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         # Saved processor files do not record the PIL backend, so it is chosen here on every load.
         kwargs.pop("subfolder", None)
-        hub_kwargs = {key: value for key, value in kwargs.items() if key != "backend"}
+        hub_kwargs = {key: value for key, value in kwargs.items() if key not in ("backend", "clip_cache_bytes")}
         processor_dict = processor_dict or {}
         family = get_family(
             processor_dict.get("backbone_model_type", DEFAULT_MODEL_TYPE), processor_dict.get("backbone_family")
@@ -300,6 +399,15 @@ class VLM2VecProcessor(ProcessorMixin):
         image_processor = family.load_image_processor(pretrained_model_name_or_path, **hub_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         return [image_processor, tokenizer]
+
+    @property
+    def clip_cache_bytes(self) -> int:
+        """The bound of the prepared-clip cache in bytes (0: off); setting it evicts what no longer fits."""
+        return self._clip_cache.max_bytes
+
+    @clip_cache_bytes.setter
+    def clip_cache_bytes(self, value: int) -> None:
+        self._clip_cache.resize(value)
 
     @property
     def min_pixels(self) -> int:
@@ -322,17 +430,40 @@ class VLM2VecProcessor(ProcessorMixin):
 
     def prepare_video(self, video: VideoLike) -> list[Image.Image]:
         """[`load_video`] (`num_frames` sampled, RGB) then the family's frame resize (Qwen2-VL: every frame to the
-        size [`video_frame_size`] gives its first frame), so clips mixing frame sizes or modes work."""
+        size [`video_frame_size`] gives its first frame), so clips mixing frame sizes or modes work.
+
+        A clip given by path comes from the prepared-clip cache (`clip_cache_bytes`) when its [`clip_signature`],
+        the family and the image processor's size bounds are unchanged; a cached clip is handed out as copies, so a
+        caller that draws on its frames does not change the cache."""
         if self.video_token is None:
             raise VideoInputError(f"this {self.family.name} model takes no video input")
-        frames = self.family.prepare_video(self.image_processor, load_video(video, self.num_frames))
+        key = self._clip_cache_key(video)
+        frames = self._clip_cache.get(key) if key is not None else None
+        cached = frames is not None
+        if not cached:
+            frames = self.family.prepare_video(self.image_processor, load_video(video, self.num_frames))
         try:
             self.num_image_tokens(frames[0])
         except ValueError as error:
             raise VideoInputError(
                 f"{frames[0].width}x{frames[0].height} frames rejected by the image processor: {error}"
             ) from error
-        return frames
+        if key is None:
+            return frames
+        if not cached:
+            self._clip_cache.put(key, frames)
+        return [frame.copy() for frame in frames]
+
+    def _clip_cache_key(self, video: VideoLike) -> tuple | None:
+        """The cache key of a clip given by path: its [`clip_signature`] plus what the family's frame resize reads
+        (the family and the image processor's `size` bounds). `None`: not cached (cache off, frames, bad path)."""
+        if not self._clip_cache.max_bytes:
+            return None
+        signature = clip_signature(video, self.num_frames)
+        if signature is None:
+            return None
+        size = dict(getattr(self.image_processor, "size", None) or {})
+        return (signature, self.family.name, tuple(sorted(size.items(), key=lambda item: item[0])))
 
     def prepare_image(self, image: ImageLike) -> Image.Image:
         """[`load_image`], the family's own resize (GME: its `smart_resize`), the fixed `image_resize` if set, then a
@@ -500,7 +631,10 @@ def _describe_video(video: Any) -> str:
 
 
 __all__ = [
+    "DEFAULT_CLIP_CACHE_BYTES",
     "DEFAULT_NUM_FRAMES",
+    "ClipCache",
+    "clip_signature",
     "IMAGE_TOKEN",
     "VIDEO_TOKEN",
     "VideoInputError",

@@ -22,8 +22,9 @@ sets in the MMEB-V2 layout (`qry_inst` / `tgt_inst` split out) plus `Digits_docs
 visual-document sets; `tasks.json` in both eval folders says how the datasets group in reports.
 
 Video (generated motion, [`_shape_clips`]): clips of 8 56x56 frames in which a coloured shape (4 colours x 3 shapes)
-moves left or right over a noisy background, written as frame folders `DIR/video-tasks/frames/<split>/<clip>/NNNN.png`
-(4 training clips per colour / shape / direction, 1 held-out eval clip). `DIR/train-video` holds MMEB-V2's video
+moves left or right over a flat grey background, written as frame folders
+`DIR/video-tasks/frames/<split>/<clip>/NNNN.png`
+(12 training clips per colour / shape / direction, 1 held-out eval clip). `DIR/train-video` holds MMEB-V2's video
 training tables (LLaVA-Hound layout, read by [`training.data`]): `Shapes` (captions; subsets `Shapes` = video ->
 caption, `Shapes-video` = caption -> video) and `Shapes-qa` (video QA); clips relative to `DIR/video-tasks/frames`.
 `DIR/eval-video` holds the MMEB-V2 video eval layout (`qry_text`, `qry_video`, `tgt_text`, `tgt_video`,
@@ -106,7 +107,8 @@ SHAPE_COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 2
 SHAPES = ("circle", "square", "triangle")
 DIRECTIONS = ("to the left", "to the right")
 CLIP_FRAMES, CLIP_SIZE = 8, 56
-TRAIN_CLIPS_PER_COMBO = 4  # training clips per colour / shape / direction (plus 1 held-out eval clip)
+SHAPE_SIZE = (20, 26)  # side in pixels, drawn per clip
+TRAIN_CLIPS_PER_COMBO = 12  # training clips per colour / shape / direction (plus 1 held-out eval clip)
 # The caption turn asks what the eval's classification query asks (K700's instruction), so that a tiny model sees the
 # eval prompt in training; the reference's own caption turns vary.
 CAPTION_QUESTION = "<video> Recognize the category of the video content."
@@ -423,21 +425,19 @@ class Clip:
 
 
 def _draw_clip(folder: Path, color: str, shape: str, direction: str, rng: random.Random) -> None:
-    """8 frames of one shape crossing the frame horizontally (start, size, height, background and noise drawn from
-    `rng`)."""
+    """8 frames of one shape crossing the frame horizontally over a flat grey background (size, height and grey
+    level drawn from `rng`)."""
     from PIL import ImageDraw
 
-    size = rng.randint(14, 20)
+    size = rng.randint(*SHAPE_SIZE)
     top = rng.randint(2, CLIP_SIZE - size - 2)
     start, end = 2, CLIP_SIZE - size - 2
     if direction == "to the left":
         start, end = end, start
-    background = np.full((CLIP_SIZE, CLIP_SIZE, 3), rng.randint(30, 90), dtype=np.int16)
-    noise = np.random.default_rng(rng.randrange(2**32))
+    background = np.full((CLIP_SIZE, CLIP_SIZE, 3), rng.randint(30, 90), dtype=np.uint8)
     folder.mkdir(parents=True, exist_ok=True)
     for frame in range(CLIP_FRAMES):
-        pixels = background + noise.integers(-12, 13, background.shape)
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        image = Image.fromarray(background)
         left = round(start + (end - start) * frame / (CLIP_FRAMES - 1))
         box = (left, top, left + size - 1, top + size - 1)
         draw = ImageDraw.Draw(image)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from vlm2vec_hf.compat import check_command
 from vlm2vec_hf.evaluation.command import add_eval_command, run_eval
+from vlm2vec_hf.evaluation.video_tables import add_video_eval_parser, run_video_eval
 from vlm2vec_hf.hub_cards.command import add_push_command, run_push
 from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
 
@@ -150,11 +151,15 @@ def _add_data(subparsers) -> None:
     mini = data_commands.add_parser("mini-mmeb", help="write the offline mini-MMEB train + eval set")
     mini.add_argument("--out", required=True)
     mini.add_argument("--seed", type=int, default=0)
+    add_video_eval_parser(data_commands)
 
 
 def _run_data(args: argparse.Namespace) -> None:
     from vlm2vec_hf.training.mini_mmeb import build_mini_mmeb
 
+    if args.data_command == "video-eval":
+        run_video_eval(args)
+        return
     out = build_mini_mmeb(args.out, seed=args.seed)
     print(f"Wrote mini-MMEB to {out}: train/ (MMEB-train layout), eval/ (MMEB-eval layout), eval-v2/ (V2), images/")
     print(f"  train: vlm2vec train --model MODEL --data {out}/train --image-dir {out}/images ...")
