@@ -44,7 +44,8 @@ def write_clips(root: Path, count: int, frames: int, size: tuple[int, int]) -> l
         folder = root / "frames" / f"clip{index:05d}"
         folder.mkdir(parents=True)
         for t in range(frames):
-            image = Image.new("RGB", (width, height), (90 + index % 60, 90, 90))
+            background = (90 + index % 60, 90 + index // 60 % 60, 90)  # no two clips alike (ties would differ)
+            image = Image.new("RGB", (width, height), background)
             x = (t * speed * width // frames) % width
             draw = ImageDraw.Draw(image)
             if shape == "square":

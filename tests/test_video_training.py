@@ -341,3 +341,22 @@ def test_config_takes_a_video_root_and_the_v2_eval_protocol():
         TrainConfig(model="m", data="d").validate()
     with pytest.raises(ValueError, match="eval_protocol must be v1 or v2, got 'v3'"):
         TrainConfig(model="m", data="d", image_dir="i", eval_protocol="v3").validate()
+
+
+def test_vlm2vec_eval_on_the_mini_video_sets_writes_the_v2_tables_with_a_video_column(
+    tiny_random_model_dir, mini_mmeb, tmp_path
+):
+    out = tmp_path / "eval"
+    args = ["eval", "--model", str(tiny_random_model_dir), "--data", str(mini_mmeb / "eval-video")]
+    assert main([*args, "--image-dir", str(frames_root(mini_mmeb)), "--protocol", "v2", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    scores = {name: entry["score"] for name, entry in results["datasets"].items()}
+    assert sorted(scores) == ["Shapes_QA", "Shapes_cls", "Shapes_t2v"]
+    groups = results["groups"]
+    for group, dataset in (("V-CLS", "Shapes_cls"), ("V-QA", "Shapes_QA"), ("V-RET", "Shapes_t2v")):
+        assert groups[group]["count"] == 1 and groups[group]["score"] == pytest.approx(scores[dataset])
+    assert groups["Video"]["count"] == 3 and groups["Video"]["score"] == pytest.approx(np.mean(list(scores.values())))
+    table = (out / "results.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| model | V-CLS"))
+    assert "| V-CLS (1) | V-QA (1) | V-RET (1) |" in header and "| Video (3) |" in header, header
+    assert (out / "results.png").is_file()
