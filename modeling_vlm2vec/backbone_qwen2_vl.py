@@ -178,14 +178,15 @@ class Qwen2VLFamily(BackboneFamily):
         video processor lays them out) and `video_grid_thw` `(num_videos, 3)`."""
         patch, merge = image_processor.patch_size, image_processor.merge_size
         temporal = image_processor.temporal_patch_size
+        mean = np.asarray(image_processor.image_mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(image_processor.image_std, dtype=np.float32).reshape(1, -1, 1, 1)
         all_patches, grids = [], []
         for frames in videos:
-            clip = []
-            for frame in frames:
-                values = np.asarray(frame, dtype=np.uint8).transpose(2, 0, 1)  # (C, H, W)
-                values = image_processor.rescale(values, image_processor.rescale_factor)
-                clip.append(image_processor.normalize(values, image_processor.image_mean, image_processor.image_std))
-            clip = np.stack(clip).astype(np.float32)  # (T, C, H, W)
+            clip = np.stack([np.asarray(frame, dtype=np.uint8) for frame in frames]).transpose(0, 3, 1, 2)
+            # The image processor's rescale (in float64, then float32) and normalize (float32), for the whole clip at
+            # once: the same values as frame by frame.
+            clip = (clip.astype(np.float64) * image_processor.rescale_factor).astype(np.float32)
+            clip = (clip - mean) / std  # (T, C, H, W)
             if clip.shape[0] % temporal:
                 repeats = temporal - clip.shape[0] % temporal
                 clip = np.concatenate([clip, np.repeat(clip[-1:], repeats, axis=0)])

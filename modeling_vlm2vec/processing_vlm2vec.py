@@ -315,6 +315,11 @@ class ClipCache:
         return (ClipCache, (self.max_bytes,))
 
 
+class PreparedClip(list):
+    """The frames [`VLM2VecProcessor.prepare_video`] returns (a list of PIL images, sampled, RGB and resized): the
+    processor call takes them as they are instead of preparing them again."""
+
+
 class VLM2VecProcessor(ProcessorMixin):
     r"""
     Prompt strings and images in, [`VLM2VecModel`] inputs out.
@@ -428,7 +433,7 @@ class VLM2VecProcessor(ProcessorMixin):
             raise VideoInputError(f"this {self.family.name} model takes no video input")
         return self.family.format_prompt(text, instruction, num_images, self.prompt_format, num_videos=num_videos)
 
-    def prepare_video(self, video: VideoLike) -> list[Image.Image]:
+    def prepare_video(self, video: VideoLike) -> PreparedClip:
         """[`load_video`] (`num_frames` sampled, RGB) then the family's frame resize (Qwen2-VL: every frame to the
         size [`video_frame_size`] gives its first frame), so clips mixing frame sizes or modes work.
 
@@ -449,10 +454,10 @@ class VLM2VecProcessor(ProcessorMixin):
                 f"{frames[0].width}x{frames[0].height} frames rejected by the image processor: {error}"
             ) from error
         if key is None:
-            return frames
+            return PreparedClip(frames)
         if not cached:
             self._clip_cache.put(key, frames)
-        return [frame.copy() for frame in frames]
+        return PreparedClip(frame.copy() for frame in frames)
 
     def _clip_cache_key(self, video: VideoLike) -> tuple | None:
         """The cache key of a clip given by path: its [`clip_signature`] plus what the family's frame resize reads
@@ -572,7 +577,7 @@ class VLM2VecProcessor(ProcessorMixin):
         prepared_videos = []
         for index, video in enumerate(videos):
             try:
-                prepared_videos.append(self.prepare_video(video))
+                prepared_videos.append(video if isinstance(video, PreparedClip) else self.prepare_video(video))
             except ValueError as error:
                 raise VideoInputError(f"video {index} ({_describe_video(video)}): {error}") from error
         extra = {"videos": prepared_videos} if prepared_videos else {}
@@ -634,6 +639,7 @@ __all__ = [
     "DEFAULT_CLIP_CACHE_BYTES",
     "DEFAULT_NUM_FRAMES",
     "ClipCache",
+    "PreparedClip",
     "clip_signature",
     "IMAGE_TOKEN",
     "VIDEO_TOKEN",

@@ -246,3 +246,39 @@ def test_bad_clips_raise_as_before_and_are_not_cached(processor, tmp_path):
             with pytest.raises(VideoInputError, match=rf"video 0 \({re.escape(repr(str(clip)))}\): .*{message}"):
                 processor(text=["<|video_pad|> x"], videos=[str(clip)])
     assert len(processor._clip_cache) == 0
+
+
+def test_encode_prepares_each_clip_once_and_the_processor_takes_prepared_clips_as_they_are(
+    model, tmp_path, monkeypatch
+):
+    processor = model[0].processor
+    processor.clip_cache_bytes = 0  # every preparation is a real one
+    folders = [write_clip(tmp_path, name, 9, shade) for name, shade in (("a", 30), ("b", 120))]
+    family = processor.family
+    prepared: Counter = Counter()
+    original = type(family).prepare_video
+
+    def counted(self, image_processor, frames):
+        prepared[len(frames)] += 1
+        return original(self, image_processor, frames)
+
+    monkeypatch.setattr(type(family), "prepare_video", counted)
+    inputs = [{"video": str(folder), "text": "what moves?"} for folder in folders]
+    embeddings = model.encode(inputs, batch_size=2, convert_to_numpy=True)
+    assert prepared == Counter({8: 2})  # 9 frames sampled to 8, once per clip (not again inside processor.__call__)
+    clip = processor.prepare_video(str(folders[0]))
+    assert type(clip).__name__ == "PreparedClip"  # the model folder's own copy of the class
+    prepared.clear()
+    direct = processor(text=["<|video_pad|> what moves?"], videos=[clip])
+    assert prepared == Counter()  # a prepared clip goes in as it is
+    again = processor(text=["<|video_pad|> what moves?"], videos=[str(folders[0])])
+    assert prepared == Counter({8: 1})
+    assert torch_equal(direct["pixel_values_videos"], again["pixel_values_videos"])
+    single = model.encode([inputs[0]], convert_to_numpy=True)
+    np.testing.assert_allclose(single[0], embeddings[0], atol=1e-5)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
