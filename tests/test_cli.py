@@ -78,8 +78,12 @@ def test_demo_main_job_runs_the_whole_pipeline_and_pushes_to_a_configured_hub(tm
         pushed = set(hub.repo_files("alice/vlm2vec-mini-demo", "main"))
     assert {"model.safetensors", "modules.json", "README.md", "vlm2vec_st.py", "modeling_vlm2vec.py"} <= pushed
     assert (model / "modules.json").is_file() and (model / "model.safetensors").is_file()
-    for reports in (summary["reports_before"], summary["reports_after"]):
-        assert all(Path(path).is_file() for path in reports.values())
+    for key in ("reports_before", "reports_after", "video_reports_before", "video_reports_after"):
+        assert summary[key] and all(Path(path).is_file() for path in summary[key].values())
+    video_table = Path(summary["video_reports_after"]["markdown"]).read_text()
+    assert "| V-CLS (1) | V-QA (1) | V-RET (1) |" in video_table and "| Video (3) |" in video_table
+    assert 0 <= summary["video_mean_hit_at_1_after"] <= 1
+    assert "clip (instruction of K700) -> caption" in result.stdout
     assert "model-index:" in (model / "README.md").read_text()
     assert summary["mean_hit_at_1_after"] > summary["mean_hit_at_1_before"]
     assert "RANDOM weights" in result.stdout and "image (instruction 'MSCOCO_i2t') -> caption" in result.stdout

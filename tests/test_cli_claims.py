@@ -50,6 +50,7 @@ def test_data_mini_mmeb_writes_the_train_eval_and_eval_v2_layouts(cli_mini_mmeb,
         "images",
         "manifest.json",
         "train",
+        "train-v2",
         "train-video",
         "video-tasks",
     ]

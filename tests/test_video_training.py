@@ -360,3 +360,16 @@ def test_vlm2vec_eval_on_the_mini_video_sets_writes_the_v2_tables_with_a_video_c
     header = next(line for line in table.splitlines() if line.startswith("| model | V-CLS"))
     assert "| V-CLS (1) | V-QA (1) | V-RET (1) |" in header and "| Video (3) |" in header, header
     assert (out / "results.png").is_file()
+
+
+def test_mini_mmeb_train_v2_holds_the_image_subsets_and_the_video_tables_in_one_folder(mini_mmeb):
+    manifest = json.loads((mini_mmeb / "manifest.json").read_text())
+    subsets = manifest["train-v2"]["subsets"]
+    assert subsets == [*manifest["train"], "Shapes", "Shapes-video", "Shapes-qa"]
+    mixture = load_mmeb_train(
+        mini_mmeb / "train-v2", mini_mmeb / "images", subsets=subsets, video_root=frames_root(mini_mmeb)
+    )
+    assert list(mixture) == subsets
+    assert {name: len(rows) for name, rows in mixture.items() if name in manifest["train"]} == manifest["train"]
+    assert len(mixture["Shapes-video"]) == manifest["train-video"]["rows"]["Shapes"]
+    assert mixture["Shapes"][0]["query"]["video"] and mixture["Faces"][0]["query"]["image"]

@@ -27,6 +27,7 @@ moves left or right over a flat grey background, written as frame folders
 (12 training clips per colour / shape / direction, 1 held-out eval clip). `DIR/train-video` holds MMEB-V2's video
 training tables (LLaVA-Hound layout, read by [`training.data`]): `Shapes` (captions; subsets `Shapes` = video ->
 caption, `Shapes-video` = caption -> video) and `Shapes-qa` (video QA); clips relative to `DIR/video-tasks/frames`.
+`DIR/train-v2` holds both training sets (the image subsets and the video tables), as a V2 mixture run reads them.
 `DIR/eval-video` holds the MMEB-V2 video eval layout (`qry_text`, `qry_video`, `tgt_text`, `tgt_video`,
 `gold_index`; clips relative to `DIR/video-tasks/frames`) with `tasks.json` naming each set's task type and whose
 prompts it uses:
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -523,7 +525,8 @@ def _video_split(frame_root: Path, rng: random.Random) -> tuple[dict[str, list[d
 def build_mini_mmeb(out_dir: str | Path, seed: int = 0, eval_queries: int = 100) -> Path:
     """Write the mini-MMEB set to `out_dir` (`images/`, `train/<subset>/original.parquet`,
     `eval/<dataset>/test.parquet`, `eval-v2/`, the video part `video-tasks/frames/`,
-    `train-video/<table>/original.jsonl` and `eval-video/<dataset>/test.parquet`, and `manifest.json`).
+    `train-video/<table>/original.jsonl`, `train-v2/` (both training sets in one folder, the V2 mixture) and
+    `eval-video/<dataset>/test.parquet`, and `manifest.json`).
     Deterministic for a given seed."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -561,6 +564,11 @@ def build_mini_mmeb(out_dir: str | Path, seed: int = 0, eval_queries: int = 100)
         "rows": {table: len(rows) for table, rows in video_train.items()},
         "video_dir": "video-tasks/frames",
     }
+    # The V2 mixture: the image subsets and the video tables in one training folder (tables only; the images and
+    # clips stay where they are, read through --image-dir and --video-dir).
+    shutil.copytree(out_dir / "train", out_dir / "train-v2")
+    shutil.copytree(out_dir / "train-video", out_dir / "train-v2", dirs_exist_ok=True)
+    manifest["train-v2"] = {"subsets": [*manifest["train"], *VIDEO_TRAIN_SUBSETS]}
     for name, rows in video_eval.items():
         _write_parquet(rows, out_dir / "eval-video" / name / "test.parquet")
         sizes = sorted({len(row["tgt_text"]) + len(row["tgt_video"]) for row in rows})
