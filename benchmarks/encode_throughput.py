@@ -278,19 +278,32 @@ def counted(function: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, int]:
     return embeddings, counter.get_total_flops()
 
 
-def run(families: list[str], models: list[str], items: int, phi_items: int, repeats: int, batch_sizes: list[int]):
-    results = {
-        "items": items,
-        "phi_items": phi_items,
-        "repeats": repeats,
+def machine_and_start_peak() -> dict:
+    """The run's machine fields and the fp32 matmul peak measured at its start (printed)."""
+    fields = {
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "torch": torch.__version__,
         "matmul_peak_method": "best of 3 fp32 torch.mm of 2048^2 and 4096^2 matrices, at the start and the end",
         "matmul_peak_flop_per_s": {"start": matmul_peak()},
-        "rows": [],
     }
-    print(f"fp32 matmul peak at the start: {results['matmul_peak_flop_per_s']['start'] / 1e9:.1f} GFLOP/s", flush=True)
+    print(f"fp32 matmul peak at the start: {fields['matmul_peak_flop_per_s']['start'] / 1e9:.1f} GFLOP/s", flush=True)
+    return fields
+
+
+def finish_peak(results: dict) -> None:
+    """Measure the peak again at the end, keep the higher one, and give every row its share of it (printed)."""
+    peak = results["matmul_peak_flop_per_s"]
+    peak["end"] = matmul_peak()
+    peak["used"] = max(peak["start"], peak["end"])
+    for row in results["rows"]:
+        row["ours_peak_fraction"] = row["ours_flop_per_s"] / peak["used"]
+        row["reference_peak_fraction"] = row["reference_flop_per_s"] / peak["used"]
+    print(f"fp32 matmul peak at the end: {peak['end'] / 1e9:.1f} GFLOP/s", flush=True)
+
+
+def run(families: list[str], models: list[str], items: int, phi_items: int, repeats: int, batch_sizes: list[int]):
+    results = {"items": items, "phi_items": phi_items, "repeats": repeats, **machine_and_start_peak(), "rows": []}
     with tempfile.TemporaryDirectory() as workdir:
         for family in families:
             count = phi_items if family == "phi3_v" else items
@@ -345,13 +358,7 @@ def run(families: list[str], models: list[str], items: int, phi_items: int, repe
                             flush=True,
                         )
                 del ours, reference
-    peak = results["matmul_peak_flop_per_s"]
-    peak["end"] = matmul_peak()
-    peak["used"] = max(peak["start"], peak["end"])
-    for row in results["rows"]:
-        row["ours_peak_fraction"] = row["ours_flop_per_s"] / peak["used"]
-        row["reference_peak_fraction"] = row["reference_flop_per_s"] / peak["used"]
-    print(f"fp32 matmul peak at the end: {peak['end'] / 1e9:.1f} GFLOP/s", flush=True)
+    finish_peak(results)
     return results
 
 

@@ -144,7 +144,6 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as workdir:
             results = run(args.steps, args.eval_steps, args.batch_size, args.learning_rate, Path(workdir))
-    args.out.mkdir(parents=True, exist_ok=True)
     markdown = write_result(args.out, STEM, results, to_markdown)
     plot(results, args.out / f"{STEM}.png")
     print(markdown)

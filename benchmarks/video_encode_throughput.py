@@ -46,7 +46,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import tempfile
@@ -59,7 +58,8 @@ from encode_throughput import (  # noqa: E402  (benchmarks/ is on sys.path when 
     QwenReferenceStylePipeline,
     build_qwen,
     counted,
-    matmul_peak,
+    finish_peak,
+    machine_and_start_peak,
     model_label,
     plot,
     pool_last,
@@ -257,14 +257,9 @@ def run(models: list[str], clips: int, repeats: int, batch_sizes: list[int], que
         "frame_sizes": [list(size) for size in FRAME_SIZES],
         "questions_per_clip": questions_per_clip,
         "repeats": repeats,
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "matmul_peak_method": "best of 3 fp32 torch.mm of 2048^2 and 4096^2 matrices, at the start and the end",
-        "matmul_peak_flop_per_s": {"start": matmul_peak()},
+        **machine_and_start_peak(),
         "rows": [],
     }
-    print(f"fp32 matmul peak at the start: {results['matmul_peak_flop_per_s']['start'] / 1e9:.1f} GFLOP/s", flush=True)
     sizes = [size for size in batch_sizes if size <= clips] or [clips]
     with tempfile.TemporaryDirectory() as workdir:
         clip_folders = write_clips(Path(workdir) / "frames", clips)
@@ -291,13 +286,7 @@ def run(models: list[str], clips: int, repeats: int, batch_sizes: list[int], que
                         flush=True,
                     )
             del ours, reference, base
-    peak = results["matmul_peak_flop_per_s"]
-    peak["end"] = matmul_peak()
-    peak["used"] = max(peak["start"], peak["end"])
-    for row in results["rows"]:
-        row["ours_peak_fraction"] = row["ours_flop_per_s"] / peak["used"]
-        row["reference_peak_fraction"] = row["reference_flop_per_s"] / peak["used"]
-    print(f"fp32 matmul peak at the end: {peak['end'] / 1e9:.1f} GFLOP/s", flush=True)
+    finish_peak(results)
     return results
 
 

@@ -442,6 +442,6 @@ def load_mmeb_eval(
         else:
             table = datasets.load_dataset(str(source), name, split=split)
             dataset = _load_table(name, table, images, image_token, task_type, video_token, meta)
-        dataset.meta = groups.get(name, {})
+        dataset.meta = meta
         loaded.append(dataset)
     return EvalDatasets(loaded, skipped)

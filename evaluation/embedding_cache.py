@@ -62,12 +62,20 @@ class EmbeddingCache:
         self.path = Path(folder) / f"{fingerprint}.sqlite"
         self._db = sqlite3.connect(self.path)
         self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        # Keys of the items seen by get(), reused by put(): a clip's key stats its frame files.
+        self._keys: dict[Item, str] = {}
+
+    def _key(self, item: Item) -> str:
+        key = self._keys.get(item)
+        if key is None:
+            key = self._keys[item] = item_key(item)
+        return key
 
     def get(self, items: Iterable[Item]) -> dict[Item, np.ndarray]:
         """The cached vectors (shape `(dim,)`, float32) of those `items` that are in the cache."""
         found = {}
         for item in items:
-            row = self._db.execute("SELECT vector FROM embeddings WHERE key = ?", (item_key(item),)).fetchone()
+            row = self._db.execute("SELECT vector FROM embeddings WHERE key = ?", (self._key(item),)).fetchone()
             if row is not None:
                 found[item] = np.frombuffer(row[0], dtype=np.float32)
         return found
@@ -75,7 +83,7 @@ class EmbeddingCache:
     def put(self, items: list[Item], vectors: np.ndarray) -> None:
         """Store `vectors` (shape `(len(items), dim)`) in one transaction."""
         rows = [
-            (item_key(item), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for item, v in zip(items, vectors)
+            (self._key(item), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for item, v in zip(items, vectors)
         ]
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)", rows)

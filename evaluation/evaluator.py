@@ -147,32 +147,38 @@ class MMEBEvaluator(BaseEvaluator):
         cached = cache.get(items) if cache else {}
         todo = [item for item in items if item not in cached]
         computed: dict[Item, np.ndarray] = {}
-        # Text-only, image and video items in separate calls: encode() sorts each by length, and no text batch pads
-        # up to an image's or a clip's hundreds of visual tokens. Video items: a few clips per call (clip_chunks).
-        groups = [[i for i in todo if item_kind(i) == kind] for kind in ("text", "image")]
-        chunks = clip_chunks([i for i in todo if item_kind(i) == "video"], self.clips_per_call)
-        # Many video calls: one bar over their items (on as encode() would turn its own on) instead of one per call.
-        many = len(chunks) > 1
-        show = self.show_progress_bar
-        if show is None:
-            show = logging.getLogger("sentence_transformers").isEnabledFor(logging.INFO)
-        chunk_bar = tqdm(total=sum(map(len, chunks)), desc="Video items", disable=not (many and show))
-        for group, is_chunk in [(group, False) for group in groups] + [(chunk, True) for chunk in chunks]:
-            if not group:
-                continue
+
+        def encode(group: list[Item], show_progress_bar: bool | None) -> None:
             vectors = model.encode(
                 [encoder_input(item) for item in group],
                 batch_size=self.batch_size,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
-                show_progress_bar=False if is_chunk and many else self.show_progress_bar,
+                show_progress_bar=show_progress_bar,
             ).astype(np.float32)
             computed.update(zip(group, vectors))
             if cache:
                 cache.put(group, vectors)
-            if is_chunk:
-                chunk_bar.update(len(group))
-        chunk_bar.close()
+
+        # Text-only, image and video items in separate calls: encode() sorts each by length, and no text batch pads
+        # up to an image's or a clip's hundreds of visual tokens. Video items: a few clips per call (clip_chunks).
+        by_kind: dict[str, list[Item]] = {"text": [], "image": [], "video": []}
+        for item in todo:
+            by_kind[item_kind(item)].append(item)
+        for kind in ("text", "image"):
+            if by_kind[kind]:
+                encode(by_kind[kind], self.show_progress_bar)
+        chunks = clip_chunks(by_kind["video"], self.clips_per_call)
+        if len(chunks) == 1:
+            encode(chunks[0], self.show_progress_bar)
+        elif chunks:  # one bar over all video calls (on as encode() would turn its own on), none per call
+            show = self.show_progress_bar
+            if show is None:
+                show = logging.getLogger("sentence_transformers").isEnabledFor(logging.INFO)
+            with tqdm(total=len(by_kind["video"]), desc="Video items", disable=not show) as bar:
+                for chunk in chunks:
+                    encode(chunk, False)
+                    bar.update(len(chunk))
         if cache:
             cache.close()
         stacked = np.stack([cached[item] if item in cached else computed[item] for item in items])

@@ -429,9 +429,12 @@ class VLM2VecProcessor(ProcessorMixin):
         (a video: `"<|video_pad|> " + instruction [+ " " + text]` in both formats, as VLM2Vec-V2 builds it)."""
         if not num_videos:
             return self.family.format_prompt(text, instruction, num_images, self.prompt_format)
+        self._require_video()
+        return self.family.format_prompt(text, instruction, num_images, self.prompt_format, num_videos=num_videos)
+
+    def _require_video(self) -> None:
         if self.video_token is None:
             raise VideoInputError(f"this {self.family.name} model takes no video input")
-        return self.family.format_prompt(text, instruction, num_images, self.prompt_format, num_videos=num_videos)
 
     def prepare_video(self, video: VideoLike) -> PreparedClip:
         """[`load_video`] (`num_frames` sampled, RGB) then the family's frame resize (Qwen2-VL: every frame to the
@@ -440,13 +443,12 @@ class VLM2VecProcessor(ProcessorMixin):
         A clip given by path comes from the prepared-clip cache (`clip_cache_bytes`) when its [`clip_signature`],
         the family and the image processor's size bounds are unchanged; a cached clip is handed out as copies, so a
         caller that draws on its frames does not change the cache."""
-        if self.video_token is None:
-            raise VideoInputError(f"this {self.family.name} model takes no video input")
+        self._require_video()
         key = self._clip_cache_key(video)
-        frames = self._clip_cache.get(key) if key is not None else None
-        cached = frames is not None
-        if not cached:
-            frames = self.family.prepare_video(self.image_processor, load_video(video, self.num_frames))
+        cached = self._clip_cache.get(key) if key is not None else None
+        if cached is not None:  # only clips the image processor accepted are stored
+            return PreparedClip(frame.copy() for frame in cached)
+        frames = self.family.prepare_video(self.image_processor, load_video(video, self.num_frames))
         try:
             self.num_image_tokens(frames[0])
         except ValueError as error:
@@ -455,8 +457,7 @@ class VLM2VecProcessor(ProcessorMixin):
             ) from error
         if key is None:
             return PreparedClip(frames)
-        if not cached:
-            self._clip_cache.put(key, frames)
+        self._clip_cache.put(key, frames)
         return PreparedClip(frame.copy() for frame in frames)
 
     def _clip_cache_key(self, video: VideoLike) -> tuple | None:
@@ -468,7 +469,7 @@ class VLM2VecProcessor(ProcessorMixin):
         if signature is None:
             return None
         size = dict(getattr(self.image_processor, "size", None) or {})
-        return (signature, self.family.name, tuple(sorted(size.items(), key=lambda item: item[0])))
+        return (signature, self.family.name, tuple(sorted(size.items())))
 
     def prepare_image(self, image: ImageLike) -> Image.Image:
         """[`load_image`], the family's own resize (GME: its `smart_resize`), the fixed `image_resize` if set, then a
@@ -537,8 +538,8 @@ class VLM2VecProcessor(ProcessorMixin):
         if isinstance(videos, (str, os.PathLike, np.ndarray)):
             videos = [videos]
         videos = list(videos or [])
-        if videos and self.video_token is None:
-            raise VideoInputError(f"this {self.family.name} model takes no video input")
+        if videos:
+            self._require_video()
         if text is None:
             if images and videos:
                 raise ValueError("without text, give images or videos (each is embedded alone), not both")

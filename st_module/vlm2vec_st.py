@@ -40,22 +40,17 @@ MODEL_INPUT_KEYS = (
 )
 
 
+def _is_file_path(value: str, extensions: tuple[str, ...]) -> bool:
+    """A one-line string ending in one of `extensions` (and without spaces, unless it is an existing file)."""
+    return value.lower().endswith(extensions) and "\n" not in value and (" " not in value or os.path.isfile(value))
+
+
 def _is_image_path(value: str) -> bool:
-    """A one-line string ending in an image extension (and without spaces, unless it is an existing file)."""
-    return (
-        value.lower().endswith(IMAGE_FILE_EXTENSIONS)
-        and "\n" not in value
-        and (" " not in value or os.path.isfile(value))
-    )
+    return _is_file_path(value, IMAGE_FILE_EXTENSIONS)
 
 
 def _is_video_path(value: str) -> bool:
-    """A one-line string ending in a video extension (and without spaces, unless it is an existing file)."""
-    return (
-        value.lower().endswith(VIDEO_FILE_EXTENSIONS)
-        and "\n" not in value
-        and (" " not in value or os.path.isfile(value))
-    )
+    return _is_file_path(value, VIDEO_FILE_EXTENSIONS)
 
 
 def _is_directory_path(value: str) -> bool:
@@ -365,8 +360,7 @@ class VLM2VecEncoder(InputModule):
             videos.extend(prepared_videos)
             videos_per_item.append(len(prepared_videos))
         try:
-            extra = {"videos": videos} if videos else {}
-            features = self.processor(prompts, images=images, padding_side=self.padding_side, **extra)
+            features = self.processor(prompts, images=images, videos=videos, padding_side=self.padding_side)
             check_sequence_lengths = getattr(self.model, "check_sequence_lengths", None)
             if check_sequence_lengths is not None:
                 check_sequence_lengths(features["attention_mask"])

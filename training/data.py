@@ -306,7 +306,8 @@ def load_mmeb_train(
         raw = load_raw_subset(source, folder, split)
         if max_per_subset is not None:
             raw = raw.select(range(min(max_per_subset, len(raw))))
-        if task is None and is_llava_hound(raw):
+        hound = is_llava_hound(raw)
+        if task is None and hound:
             task = "caption"
         if task is None:
             if not image_root:
@@ -316,7 +317,7 @@ def load_mmeb_train(
                 problems += find_problems(subset, data, image_token, video_token)
             loaded[subset] = data
             continue
-        if not is_llava_hound(raw):
+        if not hound:
             raise ValueError(
                 f"video subset {subset!r}: {folder!r} needs the LLaVA-Hound columns {LLAVA_HOUND_COLUMNS}; "
                 f"it has {raw.column_names}"

@@ -46,14 +46,17 @@ def similarity_table(row_labels: list[str], col_labels: list[str], scores: np.nd
     return "\n".join(lines)
 
 
-def _evaluate(model_dir: Path, data_dir: Path, out: Path, name: str) -> tuple[dict, dict]:
-    """(image reports: MMEB-V1 protocol on `eval/` into `out`, video reports: MMEB-V2 protocol on `eval-video/` into
-    `out/video`), each `{"results", "paths"}`."""
+def _load(model_dir: Path):
     from sentence_transformers import SentenceTransformer
 
+    return SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
+
+
+def _evaluate(model, data_dir: Path, out: Path, name: str) -> tuple[dict, dict]:
+    """(image reports: MMEB-V1 protocol on `eval/` into `out`, video reports: MMEB-V2 protocol on `eval-video/` into
+    `out/video`), each `{"results", "paths"}`."""
     from vlm2vec_hf.evaluation.command import evaluate_and_report
 
-    model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
     results, paths = evaluate_and_report(model, data_dir / "eval", data_dir / "images", out, name)
     video_results, video_paths = evaluate_and_report(
         model, data_dir / "eval-video", data_dir / "video-tasks" / "frames", out / "video", name, protocol="v2"
@@ -79,10 +82,7 @@ def _push_target(push_to: str | None) -> str | None:
     return f"{HfApi().whoami()['name']}/{DEFAULT_REPO_NAME}"
 
 
-def _similarities(model_dir: Path) -> np.ndarray:
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
+def _similarities(model) -> np.ndarray:
     images = model.encode([str(BUNDLED_IMAGES / f) for f in DEMO_IMAGES.values()], prompt_name="MSCOCO_i2t")
     texts = model.encode(DEMO_TEXTS)
     scores = model.similarity(images, texts).numpy()
@@ -91,11 +91,10 @@ def _similarities(model_dir: Path) -> np.ndarray:
     return scores
 
 
-def _clip_similarities(model_dir: Path, data_dir: Path, count: int = 4) -> np.ndarray:
+def _clip_similarities(model, data_dir: Path, count: int = 4) -> np.ndarray:
     """Held-out mini-MMEB clips (every 6th eval row: different colours) against their captions, with the video
     classification prompt the model was trained with."""
     import datasets
-    from sentence_transformers import SentenceTransformer
 
     from vlm2vec_hf.evaluation.prompts_video import CLASSIFICATION_INSTRUCTIONS
 
@@ -103,7 +102,6 @@ def _clip_similarities(model_dir: Path, data_dir: Path, count: int = 4) -> np.nd
         "parquet", data_files=str(data_dir / "eval-video" / "Shapes_cls" / "test.parquet"), split="train"
     ).to_list()[::6][:count]
     frames = data_dir / "video-tasks" / "frames"
-    model = SentenceTransformer(str(model_dir), trust_remote_code=True, device="cpu")
     clips = model.encode(
         [{"video": str(frames / row["qry_video"])} for row in rows], prompt=CLASSIFICATION_INSTRUCTIONS["K700"]
     )
@@ -119,7 +117,7 @@ def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push
     from vlm2vec_hf.hub_cards.card import write_model_card
     from vlm2vec_hf.tiny import write_random_model
     from vlm2vec_hf.training.config import TrainConfig
-    from vlm2vec_hf.training.mini_mmeb import VIDEO_TRAIN_SUBSETS, build_mini_mmeb
+    from vlm2vec_hf.training.mini_mmeb import build_mini_mmeb
     from vlm2vec_hf.training.trainer import train
 
     out = Path(out_dir)
@@ -130,7 +128,7 @@ def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push
     print(f"[1/7] mini-MMEB set: {data} (train/, train-video/, train-v2/, eval/, eval-v2/, eval-video/, images/)")
     initial = write_random_model(out / "initial-model", max_pixels=DEMO_MAX_PIXELS)
     print(f"[2/7] random-init tiny Qwen2-VL VLM2Vec model (RANDOM weights): {initial}")
-    before, video_before = _evaluate(initial, data, out / "eval-before", "random init")
+    before, video_before = _evaluate(_load(initial), data, out / "eval-before", "random init")
     print(
         f"[3/7] before training (mini set): images (MMEB-V1 protocol) mean hit@1 "
         f"{100 * before['results']['overall']:.1f}, video (MMEB-V2) {100 * _video_mean(video_before):.1f}"
@@ -141,7 +139,7 @@ def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push
         data=str(data / "train-v2"),
         image_dir=str(data / "images"),
         video_dir=str(data / "video-tasks" / "frames"),
-        subsets=[*manifest["train"], *VIDEO_TRAIN_SUBSETS],
+        subsets=manifest["train-v2"]["subsets"],
         output_dir=str(out / "run"),
         per_device_train_batch_size=32,
         interleave_batch_size=16,
@@ -156,7 +154,8 @@ def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push
     final = train(config)
     (final / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
     print(f"[4/7] trained {steps} steps on image and video subsets (GradCache contrastive loss): {final}")
-    after, video_after = _evaluate(final, data, final / "eval", final.name)
+    trained = _load(final)
+    after, video_after = _evaluate(trained, data, final / "eval", final.name)
     print(
         f"[5/7] after training: images mean hit@1 {100 * after['results']['overall']:.1f}, video "
         f"{100 * _video_mean(video_after):.1f} (reports in {final / 'eval'}, {final / 'eval' / 'video'})"
@@ -173,8 +172,8 @@ def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push
         "the pipeline working, it is not a useful embedding model.",
     )
     print(f"[6/7] model card: {card}")
-    scores = _similarities(final)
-    _clip_similarities(final, data)
+    scores = _similarities(trained)
+    _clip_similarities(trained, data)
     pushed = None
     if repo_id:
         from vlm2vec_hf.hub_cards.push import push_model_folder

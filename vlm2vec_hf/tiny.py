@@ -54,6 +54,20 @@ def tiny_tokenizer(family: BackboneFamily = "qwen2_vl") -> PreTrainedTokenizerBa
     return AutoTokenizer.from_pretrained(TINY_TOKENIZER_DIR)
 
 
+def _clip_vision_config(shape: dict) -> CLIPVisionConfig:
+    """The CLIP ViT-L/14-336 geometry both Phi-3.5-V and LLaVA-1.6 use (336 px, patch 14), at `shape`'s size."""
+    return CLIPVisionConfig(
+        hidden_size=shape["width"],
+        intermediate_size=2 * shape["width"],
+        num_hidden_layers=shape["depth"],
+        num_attention_heads=max(2, shape["width"] // 64),
+        image_size=336,
+        patch_size=14,
+        hidden_act="quick_gelu",
+        layer_norm_eps=1e-5,
+    )
+
+
 def _phi3v_config(shape: dict) -> Phi3VConfig:
     """A Phi-3.5-V config of `shape` with the published CLIP geometry (336 px, patch 14: 12 x 12 merged tokens)."""
     text = Phi3Config(
@@ -71,16 +85,7 @@ def _phi3v_config(shape: dict) -> Phi3VConfig:
         pad_token_id=2000,
         tie_word_embeddings=False,
     )
-    vision = CLIPVisionConfig(
-        hidden_size=shape["width"],
-        intermediate_size=2 * shape["width"],
-        num_hidden_layers=shape["depth"],
-        num_attention_heads=max(2, shape["width"] // 64),
-        image_size=336,
-        patch_size=14,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    )
+    vision = _clip_vision_config(shape)
     return Phi3VConfig(text_config=text, vision_config=vision)
 
 
@@ -102,16 +107,7 @@ def _llava_next_config(shape: dict) -> LlavaNextConfig:
         pad_token_id=2001,
         tie_word_embeddings=False,
     )
-    vision = CLIPVisionConfig(
-        hidden_size=shape["width"],
-        intermediate_size=2 * shape["width"],
-        num_hidden_layers=shape["depth"],
-        num_attention_heads=max(2, shape["width"] // 64),
-        image_size=336,
-        patch_size=14,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    )
+    vision = _clip_vision_config(shape)
     return LlavaNextConfig(
         text_config=text,
         vision_config=vision,
