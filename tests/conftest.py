@@ -1,16 +1,21 @@
-"""Shared fixtures: the reference parity fixture and model folders converted from it (built once per session)."""
+"""Shared fixtures: the reference parity fixture and model folders converted from it (built once per session), and
+small helpers several test files use (tensor distance, isolated child process, synthetic clips and videos)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 # Keep the tests' dynamic-module cache and any Hub state out of the user's ~/.cache, and never go online.
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="vlm2vec-tests-hf-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -24,6 +29,11 @@ BATCHES: dict[str, dict] = json.loads((FIXTURE / "cases.json").read_text())["bat
 # Reference fixture recipe: fp32, eager attention, prompts truncated at 256 tokens.
 MAX_LENGTH = 256
 TOLERANCE = 1e-5
+
+
+def max_abs(a, b) -> float:
+    """Largest absolute elementwise difference of two array-likes (tensors, numpy arrays, lists), compared in fp32."""
+    return (torch.as_tensor(a).float() - torch.as_tensor(b).float()).abs().max().item()
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +112,52 @@ class _BlockProject:
             raise ImportError("vlm2vec_hf must not be imported here")
 sys.meta_path.insert(0, _BlockProject)
 """
+
+
+def run_isolated(script: str, tmp_path: Path, prelude: str = BLOCK_PROJECT) -> dict:
+    """Run `prelude` + dedented `script` in a fresh isolated (`-I`) offline Python under `tmp_path`, with its own
+    HF_HOME; assert it exits 0 and return its last stdout line parsed as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", prelude + textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_clip(root: Path, name: str, frames: int = 3, shade: int = 0) -> Path:
+    """A folder `root/frames/name` of `frames` 32x32 PNGs, a white 8x8 square moving 4 px per frame over a
+    `shade`d background; returns the folder."""
+    folder = root / "frames" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(frames):
+        image = Image.new("RGB", (32, 32), (shade, 40, 200 - shade))
+        image.paste((255, 255, 255), (4 * index, 8, 4 * index + 8, 16))
+        image.save(folder / f"{index:04d}.png")
+    return folder
+
+
+def write_rows(root: Path, dataset: str, rows: list[dict]) -> None:
+    """An MMEB-style eval set: `root/dataset/test.jsonl`, one JSON row per line."""
+    (root / dataset).mkdir(parents=True)
+    (root / dataset / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def write_ffv1(path: Path, frames: list[np.ndarray]) -> Path:
+    """A lossless (FFV1, 8 fps) video of `frames`, each a (H, W, 3) uint8 RGB array of the same size."""
+    import av
+
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=8)
+        stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

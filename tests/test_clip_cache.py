@@ -4,7 +4,6 @@ frame or video file is read again, and the byte bound evicts least recently used
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_clip, write_ffv1, write_rows
 from PIL import Image
 
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
@@ -22,22 +22,6 @@ from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import VideoInputError, VLM2
 
 # The tiny model's pixel bounds (3136 ... 12544) take a 32x32 frame to 56x56: 9408 bytes of RGB per prepared frame.
 FRAME_BYTES = 56 * 56 * 3
-
-
-def write_clip(root: Path, name: str, frames: int, shade: int) -> Path:
-    """A folder of `frames` 32x32 PNGs, a white square moving over a `shade`d background."""
-    folder = root / "frames" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(frames):
-        image = Image.new("RGB", (32, 32), (shade, 40, 200 - shade))
-        image.paste((255, 255, 255), (4 * index, 8, 4 * index + 8, 16))
-        image.save(folder / f"{index:04d}.png")
-    return folder
-
-
-def write_rows(root: Path, dataset: str, rows: list[dict]) -> None:
-    (root / dataset).mkdir(parents=True)
-    (root / dataset / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def count_calls(monkeypatch, module, name: str) -> Counter:
@@ -204,18 +188,7 @@ def test_the_byte_bound_evicts_the_least_recently_used_clip(processor, tmp_path,
 
 def write_video(path: Path, colours: list[tuple[int, int, int]]) -> Path:
     """A lossless (FFV1) video of 32x32 frames, one per colour."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "bgr0"
-        for colour in colours:
-            array = np.full((32, 32, 3), colour, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_ffv1(path, [np.full((32, 32, 3), colour, dtype=np.uint8) for colour in colours])
 
 
 def test_a_video_file_is_decoded_once_until_it_changes(processor, tmp_path, monkeypatch):

@@ -5,18 +5,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import BATCHES, BLOCK_PROJECT, CASES, FIXTURE, MAX_LENGTH, TOLERANCE, case_image, case_image_path
+from conftest import (
+    BATCHES,
+    BLOCK_PROJECT,
+    CASES,
+    FIXTURE,
+    MAX_LENGTH,
+    TOLERANCE,
+    case_image,
+    case_image_path,
+    max_abs,
+    run_isolated,
+)
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sentence_transformers import SentenceTransformer
-from test_parity import V1_STRUCTURED, V2_STRUCTURED, max_abs, structured_input
+from test_parity import V1_STRUCTURED, V2_STRUCTURED, structured_input
 from transformers import AutoModel, AutoProcessor
 
 from vlm2vec_hf.cli import main
@@ -135,16 +143,7 @@ _NO_PEFT = 'import sys\nsys.modules["peft"] = None\n' + BLOCK_PROJECT
 
 def run_without_peft(script: str, tmp_path: Path) -> dict:
     """Run `script` in a fresh process where neither peft nor this project can be imported; its last JSON line."""
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", _NO_PEFT + textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-        env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_isolated(script, tmp_path, prelude=_NO_PEFT)
 
 
 def test_merged_folder_loads_with_auto_model_without_peft(merged_dir_from_fixture_adapter, tmp_path):

@@ -2,27 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
-from conftest import BLOCK_PROJECT, CASES, FIXTURE, TOLERANCE
-
-
-def run_isolated(script: str, tmp_path) -> dict:
-    code = BLOCK_PROJECT + textwrap.dedent(script)
-    env_home = tmp_path / "hf_home"
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-        env={"HF_HOME": str(env_home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+from conftest import CASES, FIXTURE, TOLERANCE, run_isolated
 
 
 def test_auto_model_loads_without_project(fixture_model_dir, tmp_path):

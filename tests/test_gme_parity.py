@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TOLERANCE
+from conftest import TOLERANCE, max_abs
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -55,10 +55,6 @@ def st_input(case_id: str):
         return text
     path = str(FIXTURE / "images" / image)
     return {"image": path, "text": text} if text else path
-
-
-def max_abs(a, b: torch.Tensor) -> float:
-    return (torch.as_tensor(a).float() - b.float()).abs().max().item()
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import BLOCK_PROJECT, TOLERANCE
+from conftest import TOLERANCE, max_abs, run_isolated
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -83,10 +80,6 @@ def ours(checkpoint_key: str) -> str:
     for pattern, replacement in CHECKPOINT_TO_OURS:
         checkpoint_key = re.sub(pattern, replacement, checkpoint_key)
     return checkpoint_key
-
-
-def max_abs(a, b: torch.Tensor) -> float:
-    return (torch.as_tensor(a).float() - b.float()).abs().max().item()
 
 
 def singles(expected: dict[str, torch.Tensor], case_ids: list[str]) -> torch.Tensor:
@@ -291,7 +284,7 @@ def test_v2_prompt_format(tmp_path, expected):
 
 
 def test_loads_in_a_process_without_the_project(llava_model_dir, tmp_path):
-    script = BLOCK_PROJECT + textwrap.dedent(
+    out = run_isolated(
         f"""
         import json, torch
         from safetensors.torch import load_file
@@ -309,18 +302,9 @@ def test_loads_in_a_process_without_the_project(llava_model_dir, tmp_path):
         print(json.dumps({{"worst": (embeddings - rows).abs().max().item(), "missing": sorted(info["missing_keys"]),
                           "unexpected": sorted(info["unexpected_keys"]),
                           "image_processor": type(processor.image_processor).__module__}}))
-        """
+        """,
+        tmp_path,
     )
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-        env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["missing"] == [] and out["unexpected"] == []
     assert out["image_processor"].startswith("transformers_modules.")  # the folder's own backbone_llava_next.py
     assert out["worst"] < TOLERANCE

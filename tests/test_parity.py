@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import BATCHES, CASES, TOLERANCE, case_image, case_image_path
+from conftest import BATCHES, CASES, TOLERANCE, case_image, case_image_path, max_abs
 
 from vlm2vec_hf.modeling_vlm2vec import format_prompt
 
@@ -38,10 +38,6 @@ def structured_input(case_id: str, text: str | None, has_image: bool):
     if text is not None:
         item["text"] = text
     return item
-
-
-def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (torch.as_tensor(a).float() - b.float()).abs().max().item()
 
 
 @pytest.mark.parametrize("prompt_format,table", [("v1", V1_STRUCTURED), ("v2", V2_STRUCTURED)])

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import BLOCK_PROJECT, TOLERANCE
+from conftest import TOLERANCE, max_abs, run_isolated
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -62,10 +59,6 @@ def structured_input(case_id: str, text: str | None, has_image: bool):
     if text is not None:
         item["text"] = text
     return item
-
-
-def max_abs(a, b: torch.Tensor) -> float:
-    return (torch.as_tensor(a).float() - b.float()).abs().max().item()
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +231,7 @@ def test_unmapped_checkpoint_key_is_an_error_naming_it(tmp_path):
 
 
 def test_loads_in_a_process_without_the_project(phi_model_dir, tmp_path):
-    script = BLOCK_PROJECT + textwrap.dedent(
+    out = run_isolated(
         f"""
         import json, torch
         from safetensors.torch import load_file
@@ -258,18 +251,9 @@ def test_loads_in_a_process_without_the_project(phi_model_dir, tmp_path):
         print(json.dumps({{"worst": worst, "missing": sorted(info["missing_keys"]),
                           "unexpected": sorted(info["unexpected_keys"]),
                           "model_module": type(model).__module__}}))
-        """
+        """,
+        tmp_path,
     )
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-        env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["missing"] == [] and out["unexpected"] == []
     assert out["model_module"].startswith("transformers_modules.")
     assert out["worst"] < TOLERANCE

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import write_clip, write_rows
 from PIL import Image
 
 from vlm2vec_hf.evaluation import prompts_video
@@ -79,28 +80,14 @@ def test_the_18_video_datasets_have_a_task_type_and_the_reference_ranking():
 # ---- a synthetic video benchmark ---------------------------------------------------------------------------------
 
 
-def write_clip(root: Path, name: str, frames: int = 3, shade: int = 0) -> str:
-    """A frame folder of `frames` tiny PNGs (a square moving across a 32x32 frame); returns its relative path."""
-    folder = root / "frames" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(frames):
-        image = Image.new("RGB", (32, 32), (shade, 40, 200 - shade))
-        image.paste((255, 255, 255), (4 * index, 8, 4 * index + 8, 16))
-        image.save(folder / f"{index:04d}.png")
-    return f"frames/{name}"
-
-
-def write_rows(root: Path, dataset: str, rows: list[dict]) -> None:
-    folder = root / dataset
-    folder.mkdir(parents=True)
-    (folder / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-
-
 @pytest.fixture()
 def video_root(tmp_path) -> Path:
     """One dataset per video task type: MSR-VTT (global clip pool, one clip listed twice), UCF101 (global labels),
     SmthSmthV2 (local labels), NExTQA and Video-MME (local QA), Charades-STA (local clips, one shared with MSR-VTT)."""
-    a, b, c, d = (write_clip(tmp_path, name, n, 60 * n) for name, n in [("a", 3), ("b", 4), ("c", 2), ("d", 5)])
+    a, b, c, d = (
+        str(write_clip(tmp_path, name, n, 60 * n).relative_to(tmp_path))
+        for name, n in [("a", 3), ("b", 4), ("c", 2), ("d", 5)]
+    )
     labels = ["jumping", "running", "swimming"]
     write_rows(
         tmp_path,

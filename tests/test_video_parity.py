@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import max_abs, write_ffv1
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -60,10 +61,6 @@ def st_input(case_id: str):
     if case["modality"] == "image":
         return {"image": str(FRAMES / case["image"]), "text": case["text"]}
     return case["text"]
-
-
-def max_abs(a, b) -> float:
-    return (torch.as_tensor(a).float() - torch.as_tensor(b).float()).abs().max().item()
 
 
 @pytest.fixture(scope="module")
@@ -235,19 +232,8 @@ def test_sentence_transformer_structured_video_inputs(sentence_model, expected):
 
 
 def write_lossless_video(frames: list[Path], path: Path) -> Path:
-    import av
-
-    first = Image.open(frames[0])
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=8)
-        stream.width, stream.height, stream.pix_fmt = first.width, first.height, "bgr0"
-        for frame in frames:
-            array = np.asarray(Image.open(frame).convert("RGB"))
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    """A lossless (FFV1) video of the frame files `frames`, in order."""
+    return write_ffv1(path, [np.asarray(Image.open(frame).convert("RGB")) for frame in frames])
 
 
 def test_video_input_forms_give_the_same_embedding(sentence_model, expected, tmp_path):
