@@ -11,13 +11,41 @@ and `PIL`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PROMPT_FORMATS = ("v1", "v2")
 # MMEB stores prompts with the Phi-3-V tag; every other backbone swaps it for its own image token.
 MMEB_IMAGE_TAG = "<|image_1|>"
+# The data layer's placeholder for one video (MMEB-V2's tables hold none; its parsers insert the backbone's token):
+# the processor swaps it for its family's `video_token`, as it swaps `MMEB_IMAGE_TAG`.
+MMEB_VIDEO_TAG = "<|video_1|>"
+MODALITIES = ("text", "image", "video")
+
+
+@dataclass(frozen=True)
+class ProcessorOption:
+    """One image / video processor setting a family takes at conversion and `init` (e.g. `min_pixels`).
+
+    Attributes:
+        name: the keyword `conversion_image_processor` takes; the CLI flag is `--` + name with `-` for `_`.
+        type: the value's type (the CLI parses the flag with it).
+        help: one line for `--help`, with the unit (pixels, crops).
+    """
+
+    name: str
+    type: type = int
+    help: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
 NUMBERED_IMAGE_TAG = re.compile(r"<\|image_\d+\|>")
 
 
@@ -116,52 +144,89 @@ def select_images_per_group(
     return result
 
 
-class BackboneFamily:
-    """The interface of one backbone family; subclasses fill in the attributes and methods.
+class BackboneFamily(ABC):
+    """The contract of one backbone family; a family module subclasses it, fills in the declarations and the
+    abstract methods, and `backbones.register_family` adds it to the registry. Everything outside the family
+    modules asks the registry for these declarations and never names a family.
 
-    Attributes:
+    Declarations:
         name: the family's registry name. A folder records it (`backbone_family` in `config.json` and
             `processor_config.json`) when it is not the default family of its `model_type`, e.g. the GME recipe.
+        display_name: how model cards name the backbone (e.g. `"Qwen2-VL"`); `display_names` overrides it per
+            `model_type` (e.g. `{"qwen2_5_vl": "Qwen2.5-VL"}`).
         model_types: the `vlm_config.model_type` values of this family.
+        modalities: what one input may hold, among `MODALITIES`; a family without `"video"` takes no video
+            (`video_token` None) and the processor refuses videos for it.
+        processor_options: the settings `conversion_image_processor` takes ([`ProcessorOption`]): the CLI's
+            `convert` / `init` flags and the conversion presets' keys.
+        media_input_keys: the model inputs that carry images / videos (besides `input_ids` / `attention_mask`);
+            the model's forward, the processor's `model_input_names` and the sentence-transformers module's input
+            keys are all derived from them.
+        lora_target_modules: linear-layer names the reference's LoRA adapts (peft `target_modules`).
+        lora_module_scopes: module paths inside `vlm` whose linear layers those names may match.
+        init_model_types: the backbones `vlm2vec init` can build at random (see `random_config`); empty for a
+            recipe that only wraps published checkpoints.
+        init_sizes: the sizes `random_config` takes (`"tiny"` for tests, `"mid"` for benchmarks).
+        tiny_tokenizer: the bundled tokenizer folder (`vlm2vec_hf/assets/<name>`) a random model of this family uses.
+        shipped_files: this family's code files (beside `backbone_common.py` / `backbones.py`) that every model
+            folder and Hub repository carries.
         prompt_formats: the `prompt_format` values its processor takes (`PROMPT_FORMATS`, or a recipe's own).
         padding_side: the tokenizer padding side the processor sets (None: the saved tokenizer's).
         default_max_length: the prompt truncation (tokens) a conversion uses when none is given (None: none).
         image_token: the placeholder string a prompt holds for one image.
         video_token: the placeholder string a prompt holds for one video (None: the family takes no video).
         no_split_modules: layer class names `device_map="auto"` must keep on one device.
-        lora_target_modules: linear-layer names the reference's LoRA adapts (peft `target_modules`).
-        lora_module_scopes: module paths inside `vlm` whose linear layers those names may match.
         adapter_key_mapping: `(pattern, replacement)` rules from published adapter keys to our parameter names.
-        media_input_keys: the model inputs that carry images / videos (besides `input_ids` / `attention_mask`).
         resize_small_images: whether the reference resizes an image with a side under 28 px to 56 x 56 first.
-        image_processor_options: the keyword settings `conversion_image_processor` takes (Qwen2-VL: the pixel
-            bounds; Phi-3.5-V: `num_crops`); conversion presets and `vlm2vec convert` pass them by these names.
     """
 
     name: str = ""
+    display_name: str = ""
+    display_names: dict[str, str] = {}
     model_types: tuple[str, ...] = ()
+    modalities: tuple[str, ...] = ("text", "image")
+    processor_options: tuple[ProcessorOption, ...] = ()
+    media_input_keys: tuple[str, ...] = ()
+    lora_target_modules: tuple[str, ...] = ()
+    lora_module_scopes: tuple[str, ...] = ("language_model",)
+    init_model_types: tuple[str, ...] = ()
+    init_sizes: tuple[str, ...] = ("tiny", "mid")
+    tiny_tokenizer: str | None = None
+    shipped_files: tuple[str, ...] = ()
     prompt_formats: tuple[str, ...] = PROMPT_FORMATS
     padding_side: str | None = None
     default_max_length: int | None = None
     image_token: str = ""
     video_token: str | None = None
     no_split_modules: tuple[str, ...] = ()
-    lora_target_modules: tuple[str, ...] = ()
-    lora_module_scopes: tuple[str, ...] = ("language_model",)
     adapter_key_mapping: tuple[tuple[str, str], ...] = ()
-    media_input_keys: tuple[str, ...] = ()
     resize_small_images: bool = True
-    image_processor_options: tuple[str, ...] = ()
+
+    @property
+    def takes_video(self) -> bool:
+        return "video" in self.modalities
+
+    @property
+    def image_processor_options(self) -> tuple[str, ...]:
+        """The names of `processor_options`."""
+        return tuple(option.name for option in self.processor_options)
+
+    def display_name_for(self, model_type: str | None) -> str:
+        """The card name of this family's `model_type` backbone."""
+        return self.display_names.get(model_type or "", self.display_name or self.name)
 
     # --- model ---
+    @abstractmethod
     def build_backbone(self, vlm_config) -> torch.nn.Module:
         """A backbone with fresh weights from `vlm_config` (the weights come from `from_pretrained` afterwards)."""
         raise NotImplementedError
 
+    @abstractmethod
     def load_backbone(self, source, **from_pretrained_kwargs) -> torch.nn.Module:
         """A backbone with weights from a published checkpoint folder / Hub id, keys mapped onto our modules."""
         raise NotImplementedError
 
+    @abstractmethod
     def sub_batch_media(self, vlm_config, inputs: dict[str, Any], groups: list[list[int]]) -> list[dict] | None:
         """The media inputs of each row group of a padded batch (`groups`: row indices), or None if the media
         cannot be assigned to rows (then the batch runs whole)."""
@@ -208,6 +273,7 @@ class BackboneFamily:
         """The family's own resize of a prepared RGB PIL image, before the image processor (default: none)."""
         return image
 
+    @abstractmethod
     def load_image_processor(self, source, **hub_kwargs):
         """The image processor saved in `source` (a model folder or the backbone's own checkpoint)."""
         raise NotImplementedError
@@ -218,6 +284,7 @@ class BackboneFamily:
 
         return AutoTokenizer.from_pretrained(source, **hub_kwargs)
 
+    @abstractmethod
     def conversion_image_processor(self, source, **options):
         """The image processor of backbone checkpoint `source` (None: the family's defaults), at conversion, with
         `options` (named in `image_processor_options`; an option left out keeps the family's default)."""
@@ -234,10 +301,12 @@ class BackboneFamily:
                 f"(its options: {known})"
             )
 
+    @abstractmethod
     def image_token_id(self, tokenizer) -> int:
         """The id `input_ids` hold on image positions."""
         raise NotImplementedError
 
+    @abstractmethod
     def encode(
         self,
         processor,
@@ -250,8 +319,27 @@ class BackboneFamily:
         """Prompts (placeholders already checked against `images`) and prepared images -> model inputs."""
         raise NotImplementedError
 
+    @abstractmethod
+    def num_image_tokens(self, image_processor, image) -> int:
+        """Visual tokens the backbone sees for a prepared image (what one placeholder expands to)."""
+
+    def random_config(self, size: str, tokenizer, model_type: str | None = None):
+        """A random backbone config of `size` (one of `init_sizes`) for `model_type` (one of `init_model_types`;
+        None: the first), wired to `tokenizer`'s special-token ids (`vlm2vec init`, tests, benchmarks)."""
+        raise NotImplementedError(f"backbone family {self.name!r} has no random init")
+
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", *self.media_input_keys]
 
 
-__all__ = ["BackboneFamily", "MMEB_IMAGE_TAG", "PROMPT_FORMATS", "PromptRowError", "format_prompt", "rows_of_media"]
+__all__ = [
+    "MMEB_IMAGE_TAG",
+    "MMEB_VIDEO_TAG",
+    "MODALITIES",
+    "PROMPT_FORMATS",
+    "BackboneFamily",
+    "ProcessorOption",
+    "PromptRowError",
+    "format_prompt",
+    "rows_of_media",
+]

@@ -81,11 +81,16 @@ class GmeFamily(Qwen2VLFamily):
     """The GME recipe on a Qwen2-VL backbone (`backbone_family` `gme`, `prompt_format` `gme`)."""
 
     name = "gme"
+    display_name = "GME (Qwen2-VL)"
+    display_names = {}
     model_types = ("qwen2_vl",)
+    modalities = ("text", "image")  # GME's driver embeds a video by its middle frame only: no video input here
+    init_model_types = ("qwen2_vl",)
+    shipped_files = ("backbone_qwen2_vl.py", "backbone_gme.py")
     prompt_formats = (PROMPT_FORMAT,)
     padding_side = "left"
     default_max_length = GME_MAX_LENGTH
-    video_token = None  # GME's driver embeds a video by its middle frame only: no video input here
+    video_token = None
     resize_small_images = False
 
     def format_prompt(

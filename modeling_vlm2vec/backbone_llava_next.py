@@ -173,7 +173,11 @@ class LlavaNextFamily(BackboneFamily):
     """LLaVA-Next / LLaVA-1.6 (`model_type` `llava_next`)."""
 
     name = "llava_next"
+    display_name = "LLaVA-Next"
     model_types = ("llava_next",)
+    init_model_types = ("llava_next",)
+    tiny_tokenizer = "tiny-llava-next-tokenizer"
+    shipped_files = ("backbone_llava_next.py",)
     image_token = IMAGE_TOKEN
     # LLaVA-1.6 LLMs: Mistral (the published model), Vicuna / Yi (Llama layers); the tower is CLIP.
     no_split_modules = ("MistralDecoderLayer", "LlamaDecoderLayer", "CLIPEncoderLayer")

@@ -46,6 +46,7 @@ from transformers.modeling_utils import PreTrainedModel
 from .backbone_common import (
     NUMBERED_IMAGE_TAG,
     BackboneFamily,
+    ProcessorOption,
     PromptRowError,
     rows_of_media,
     select_images_per_group,
@@ -481,7 +482,12 @@ class Phi3VFamily(BackboneFamily):
     """Phi-3.5-V (`model_type` `phi3_v`)."""
 
     name = "phi3_v"
+    display_name = "Phi-3.5-V"
     model_types = ("phi3_v",)
+    processor_options = (ProcessorOption("num_crops", int, "HD crops per image (default: the checkpoint's, else 4)"),)
+    init_model_types = ("phi3_v",)
+    tiny_tokenizer = "tiny-phi3v-tokenizer"
+    shipped_files = ("backbone_phi3_v.py",)
     image_token = "<|image_1|>"
     no_split_modules = ("Phi3DecoderLayer", "CLIPEncoderLayer")
     # The v1 LoRA list; the CLIP names (q_proj, k_proj, v_proj, out_proj) adapt the image tower too.
@@ -496,7 +502,6 @@ class Phi3VFamily(BackboneFamily):
     )
     media_input_keys = ("pixel_values", "image_sizes")
     resize_small_images = False
-    image_processor_options = ("num_crops",)
 
     def build_backbone(self, vlm_config) -> torch.nn.Module:
         return Phi3VModel(vlm_config)

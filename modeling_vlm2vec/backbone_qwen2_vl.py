@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModel
 
-from .backbone_common import BackboneFamily, PromptRowError, rows_of_media
+from .backbone_common import BackboneFamily, ProcessorOption, PromptRowError, rows_of_media
 
 IMAGE_TOKEN = "<|image_pad|>"
 VIDEO_TOKEN = "<|video_pad|>"
@@ -69,7 +69,17 @@ class Qwen2VLFamily(BackboneFamily):
     """Qwen2-VL and Qwen2.5-VL (`model_type` `qwen2_vl`, `qwen2_5_vl`)."""
 
     name = "qwen2_vl"
+    display_name = "Qwen2-VL"
+    display_names = {"qwen2_5_vl": "Qwen2.5-VL"}
     model_types = ("qwen2_vl", "qwen2_5_vl")
+    modalities = ("text", "image", "video")
+    processor_options = (
+        ProcessorOption("min_pixels", int, f"smart-resize lower bound in pixels (published: {PUBLISHED_MIN_PIXELS})"),
+        ProcessorOption("max_pixels", int, f"smart-resize upper bound in pixels (published: {PUBLISHED_MAX_PIXELS})"),
+    )
+    init_model_types = ("qwen2_vl", "qwen2_5_vl")
+    tiny_tokenizer = "tiny-qwen2-tokenizer"
+    shipped_files = ("backbone_qwen2_vl.py",)
     image_token = IMAGE_TOKEN
     video_token = VIDEO_TOKEN
     no_split_modules = ("Qwen2VLDecoderLayer", "Qwen2VLVisionBlock", "Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock")
@@ -96,7 +106,6 @@ class Qwen2VLFamily(BackboneFamily):
     )
     media_input_keys = ("mm_token_type_ids", "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
     resize_small_images = True
-    image_processor_options = ("min_pixels", "max_pixels")
 
     def build_backbone(self, vlm_config) -> torch.nn.Module:
         return AutoModel.from_config(vlm_config)

@@ -17,12 +17,61 @@ from .backbone_llava_next import FAMILY as LLAVA_NEXT
 from .backbone_phi3_v import FAMILY as PHI3_V
 from .backbone_qwen2_vl import FAMILY as QWEN2_VL
 
-# The default family of each model_type (recipes such as GME are chosen by name only).
-FAMILIES: dict[str, BackboneFamily] = {
-    model_type: family for family in (QWEN2_VL, PHI3_V, LLAVA_NEXT) for model_type in family.model_types
-}
-NAMED_FAMILIES: dict[str, BackboneFamily] = {family.name: family for family in (QWEN2_VL, PHI3_V, LLAVA_NEXT, GME)}
+# The default family of each model_type (recipes such as GME are chosen by name only), and every family by name.
+FAMILIES: dict[str, BackboneFamily] = {}
+NAMED_FAMILIES: dict[str, BackboneFamily] = {}
 DEFAULT_MODEL_TYPE = "qwen2_vl"
+# The files every model folder carries whatever its family: the entry points and the registry.
+COMMON_CODE_FILES = (
+    "configuration_vlm2vec.py",
+    "modeling_vlm2vec.py",
+    "processing_vlm2vec.py",
+    "backbones.py",
+    "backbone_common.py",
+)
+
+
+def register_family(family: BackboneFamily, default: bool = True) -> BackboneFamily:
+    """Add `family` to the registry (by its name) and, with `default`, make it the family of each of its
+    `model_types` that has none yet. Returns it (so a module can write `FAMILY = register_family(MyFamily())`).
+
+    Raises:
+        ValueError: a family without a name, a name taken by another family, or modalities that contradict its
+            video token.
+    """
+    if not family.name:
+        raise ValueError(f"{type(family).__name__} declares no name")
+    if family.name in NAMED_FAMILIES and NAMED_FAMILIES[family.name] is not family:
+        raise ValueError(f"a backbone family named {family.name!r} is already registered")
+    if family.takes_video != (family.video_token is not None):
+        raise ValueError(f"family {family.name!r}: 'video' in modalities needs a video_token, and only then")
+    NAMED_FAMILIES[family.name] = family
+    if default:
+        for model_type in family.model_types:
+            FAMILIES.setdefault(model_type, family)
+    return family
+
+
+def unregister_family(name: str) -> None:
+    """Remove the family called `name` (and its default model types) from the registry."""
+    family = NAMED_FAMILIES.pop(name)
+    for model_type in [key for key, value in FAMILIES.items() if value is family]:
+        del FAMILIES[model_type]
+
+
+def all_families() -> list[BackboneFamily]:
+    """Every registered family, in registration order."""
+    return list(NAMED_FAMILIES.values())
+
+
+def code_files() -> tuple[str, ...]:
+    """The code files a model folder carries: the common ones, then every family's `shipped_files`."""
+    files = [*COMMON_CODE_FILES, *(name for family in all_families() for name in family.shipped_files)]
+    return tuple(dict.fromkeys(files))
+
+
+for _family, _default in ((QWEN2_VL, True), (PHI3_V, True), (LLAVA_NEXT, True), (GME, False)):
+    register_family(_family, _default)
 
 
 def get_family(model_type: str | None = None, name: str | None = None) -> BackboneFamily:
@@ -91,7 +140,12 @@ def all_no_split_modules() -> list[str]:
 
 
 __all__ = [
+    "COMMON_CODE_FILES",
     "FAMILIES",
+    "all_families",
+    "code_files",
+    "register_family",
+    "unregister_family",
     "NAMED_FAMILIES",
     "all_no_split_modules",
     "all_prompt_formats",
