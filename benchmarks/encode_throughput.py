@@ -49,15 +49,14 @@ from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, Qwen2VLPr
 from vlm2vec_hf.hub_cards.convert import convert_backbone
 from vlm2vec_hf.model_folder import load_sentence_transformer, make_processor, write_model_folder
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
-from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import (
+from vlm2vec_hf.modeling_vlm2vec.image_processing_phi3_v import (
     CLIP_MEAN,
     CLIP_STD,
     CROP_SIZE,
-    Phi3VImageEmbedding,
-    Phi3VModel,
     hd_transform,
     num_image_tokens_for,
 )
+from vlm2vec_hf.modeling_vlm2vec.modeling_phi3_v import Phi3VImageEmbedding, Phi3VModel
 from vlm2vec_hf.modeling_vlm2vec.modeling_vlm2vec import reference_position_ids
 from vlm2vec_hf.tiny import BUNDLED_IMAGES, random_backbone, tiny_tokenizer
 

@@ -1,30 +1,41 @@
-"""The VLM2Vec transformers model: config, model, processor.
+"""The VLM2Vec transformers model: config, model, processor, and the backbone-family registry.
 
-The three files beside this one are copied verbatim into every VLM2Vec model repository and loaded there with
-`trust_remote_code=True`; they import only torch, transformers, numpy and PIL.
+The files beside this one (all but this `__init__`) are copied verbatim into every VLM2Vec model repository and
+loaded there with `trust_remote_code=True`; they import only torch, transformers, numpy and PIL. The exports below
+load on first use, so `vlm2vec_hf.modeling_vlm2vec.backbones` (the registry) imports without torch.
 """
 
-from .configuration_vlm2vec import VLM2VecConfig
-from .modeling_vlm2vec import VLM2VecModel, VLM2VecModelOutput, VLM2VecPreTrainedModel
-from .processing_vlm2vec import VLM2VecProcessor, format_prompt, load_image, to_reference_rgb
+from __future__ import annotations
 
-# `save_pretrained` then writes `auto_map` and copies the code files next to the weights.
-VLM2VecConfig.register_for_auto_class()
-VLM2VecModel.register_for_auto_class("AutoModel")
-VLM2VecProcessor.register_for_auto_class("AutoProcessor")
+import importlib
+from typing import TYPE_CHECKING, Any
 
-CODE_FILES = (
-    "configuration_vlm2vec.py",
-    "modeling_vlm2vec.py",
-    "processing_vlm2vec.py",
-    # The backbone families (relative imports of the three above; `save_pretrained` copies them too).
-    "backbones.py",
-    "backbone_common.py",
-    "backbone_qwen2_vl.py",
-    "backbone_phi3_v.py",
-    "backbone_llava_next.py",
-    "backbone_gme.py",
-)
+if TYPE_CHECKING:
+    from .configuration_vlm2vec import VLM2VecConfig
+    from .modeling_vlm2vec import VLM2VecModel, VLM2VecModelOutput, VLM2VecPreTrainedModel
+    from .processing_vlm2vec import VLM2VecProcessor
+
+_EXPORTS = {
+    "VLM2VecConfig": "configuration_vlm2vec",
+    "VLM2VecModel": "modeling_vlm2vec",
+    "VLM2VecModelOutput": "modeling_vlm2vec",
+    "VLM2VecPreTrainedModel": "modeling_vlm2vec",
+    "VLM2VecProcessor": "processing_vlm2vec",
+    "format_prompt": "backbone_common",
+    "load_image": "media_loading",
+    "to_reference_rgb": "media_loading",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CODE_FILES":
+        from .backbones import code_files
+
+        return code_files()
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
 
 __all__ = [
     "CODE_FILES",

@@ -25,6 +25,12 @@ MMEB_IMAGE_TAG = "<|image_1|>"
 # the processor swaps it for its family's `video_token`, as it swaps `MMEB_IMAGE_TAG`.
 MMEB_VIDEO_TAG = "<|video_1|>"
 MODALITIES = ("text", "image", "video")
+# The shapes of random backbones (`random_config`): hidden / layers / heads / kv heads / intermediate / vision depth /
+# vision width; "tiny" for tests, "mid" (about 70 M parameters) for benchmarks.
+INIT_SHAPES = {
+    "tiny": dict(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, depth=2, width=32),
+    "mid": dict(hidden=512, layers=12, heads=8, kv_heads=4, intermediate=1536, depth=8, width=384),
+}
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,10 @@ def format_prompt(
     instruction: str | None = None,
     num_images: int = 0,
     prompt_format: str = "v1",
-    image_token: str = "<|image_pad|>",
+    image_token: str = MMEB_IMAGE_TAG,
     image_tags: list[str] | None = None,
     num_videos: int = 0,
-    video_token: str | None = None,
+    video_token: str | None = MMEB_VIDEO_TAG,
 ) -> str:
     """Build the raw prompt string the reference VLM2Vec feeds its backbone.
 
@@ -105,6 +111,29 @@ def format_prompt(
         prompt = f"{image_prefix}\n{body}\n" if image_prefix else f"{body}\n"
         return prompt.replace(" \n", "\n")
     return " ".join(part for part in (image_prefix, instruction, text) if part)
+
+
+def init_shape(family: BackboneFamily, size: str) -> dict[str, int]:
+    """The `INIT_SHAPES` entry of `size`, checked against the sizes `family` declares."""
+    if size not in family.init_sizes or size not in INIT_SHAPES:
+        raise ValueError(f"backbone family {family.name!r} has no {size!r} size; it has {list(family.init_sizes)}")
+    return INIT_SHAPES[size]
+
+
+def clip_vision_config(shape: dict[str, int]):
+    """The CLIP ViT-L/14-336 geometry (336 px, patch 14) at `shape`'s size, for random CLIP-tower backbones."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(
+        hidden_size=shape["width"],
+        intermediate_size=2 * shape["width"],
+        num_hidden_layers=shape["depth"],
+        num_attention_heads=max(2, shape["width"] // 64),
+        image_size=336,
+        patch_size=14,
+        hidden_act="quick_gelu",
+        layer_norm_eps=1e-5,
+    )
 
 
 class PromptRowError(ValueError):
@@ -162,6 +191,9 @@ class BackboneFamily(ABC):
         media_input_keys: the model inputs that carry images / videos (besides `input_ids` / `attention_mask`);
             the model's forward, the processor's `model_input_names` and the sentence-transformers module's input
             keys are all derived from them.
+        token_type_input_keys: those of `media_input_keys` laid out per token (`(batch, seq)`) that only tell the
+            backbone's own position computation which tokens are visual: sub-batches cut them like `input_ids`,
+            and they are dropped when explicit `position_ids` are given.
         lora_target_modules: linear-layer names the reference's LoRA adapts (peft `target_modules`).
         lora_module_scopes: module paths inside `vlm` whose linear layers those names may match.
         init_model_types: the backbones `vlm2vec init` can build at random (see `random_config`); empty for a
@@ -187,6 +219,7 @@ class BackboneFamily(ABC):
     modalities: tuple[str, ...] = ("text", "image")
     processor_options: tuple[ProcessorOption, ...] = ()
     media_input_keys: tuple[str, ...] = ()
+    token_type_input_keys: tuple[str, ...] = ()
     lora_target_modules: tuple[str, ...] = ()
     lora_module_scopes: tuple[str, ...] = ("language_model",)
     init_model_types: tuple[str, ...] = ()
@@ -216,6 +249,11 @@ class BackboneFamily(ABC):
         return self.display_names.get(model_type or "", self.display_name or self.name)
 
     # --- model ---
+    def register_config(self) -> None:
+        """Register the family's backbone config class with transformers' `AutoConfig`, for a backbone transformers
+        does not ship (called before a saved `vlm_config` is read; default: nothing to register)."""
+        return None
+
     @abstractmethod
     def build_backbone(self, vlm_config) -> torch.nn.Module:
         """A backbone with fresh weights from `vlm_config` (the weights come from `from_pretrained` afterwards)."""
@@ -266,8 +304,13 @@ class BackboneFamily(ABC):
         return prompt.count(self.video_token) if self.video_token else 0
 
     def prepare_video(self, image_processor, frames: list) -> list:
-        """A clip's sampled RGB PIL frames -> the frames the video processing takes (the family's resize)."""
-        raise NotImplementedError
+        """A clip's sampled RGB PIL frames -> the frames the video processing takes (the family's resize); only
+        called for a family whose `modalities` hold `"video"`."""
+        raise NotImplementedError(f"backbone family {self.name!r} takes no video")
+
+    def processor_option_values(self, image_processor) -> dict[str, Any]:
+        """The current value of each of `processor_options` on `image_processor`, by name."""
+        return {option.name: getattr(image_processor, option.name) for option in self.processor_options}
 
     def resize_image(self, image):
         """The family's own resize of a prepared RGB PIL image, before the image processor (default: none)."""
@@ -312,11 +355,15 @@ class BackboneFamily(ABC):
         processor,
         texts: list[str],
         images: list,
+        videos: list,
         text_kwargs: dict[str, Any],
         images_kwargs: dict[str, Any],
         return_tensors: str | None,
     ) -> dict[str, Any]:
-        """Prompts (placeholders already checked against `images`) and prepared images -> model inputs."""
+        """Prompts (placeholders already checked against `images` and `videos`), prepared images
+        ([`resize_image`]) and prepared clips ([`prepare_video`]; always empty for a family without video) -> model
+        inputs: `input_ids`, `attention_mask` and this family's `media_input_keys` (lists or tensors; the processor
+        converts them to `return_tensors`)."""
         raise NotImplementedError
 
     @abstractmethod
@@ -340,6 +387,8 @@ __all__ = [
     "BackboneFamily",
     "ProcessorOption",
     "PromptRowError",
+    "clip_vision_config",
     "format_prompt",
+    "init_shape",
     "rows_of_media",
 ]

@@ -94,10 +94,17 @@ class GmeFamily(Qwen2VLFamily):
     resize_small_images = False
 
     def format_prompt(
-        self, text: str | None, instruction: str | None, num_images: int, prompt_format: str = PROMPT_FORMAT
+        self,
+        text: str | None,
+        instruction: str | None,
+        num_images: int,
+        prompt_format: str = PROMPT_FORMAT,
+        num_videos: int = 0,
     ) -> str:
         """GME's chat prompt. A `text` that is already one (starts with `<|im_start|>`) is used as is; VLM2Vec
         image placeholders in `text` are dropped and stand for the images instead of `num_images`."""
+        if num_videos:
+            raise ValueError(f"holds a video, but the {self.name} recipe takes no video input")
         text = text or ""
         if text.startswith(CHAT_START):
             if instruction:
@@ -122,13 +129,14 @@ class GmeFamily(Qwen2VLFamily):
         processor,
         texts: list[str],
         images: list,
+        videos: list,
         text_kwargs: dict[str, Any],
         images_kwargs: dict[str, Any],
         return_tensors: str | None,
     ) -> dict[str, Any]:
         # Plain texts (e.g. `processor(text=["A cat"])`) get the chat prompt; complete chat prompts stay as they are.
         texts = [self.format_prompt(text, None, 0) for text in texts]
-        return super().encode(processor, texts, images, text_kwargs, images_kwargs, return_tensors)
+        return super().encode(processor, texts, images, videos, text_kwargs, images_kwargs, return_tensors)
 
 
 FAMILY = GmeFamily()

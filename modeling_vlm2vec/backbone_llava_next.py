@@ -19,110 +19,38 @@ written here is only what the reference (VLM2Vec v1 `Llava_NEXT_process_fn` + it
   write) and the transformers 4.52+ module layout (`model.language_model.*`, `lm_head`) both load; `lm_head` is
   dropped and any other key that lands nowhere is an error naming it.
 
-This file is copied verbatim into every VLM2Vec model repository on the Hub, so it imports only `torch`,
-`transformers`, `numpy` and `PIL`.
+The image processor is `image_processing_llava_next.py`. This file is copied verbatim into every VLM2Vec model
+repository on the Hub, so it imports only `torch`, `transformers`, `numpy` and `PIL`; those are imported where used,
+so the registry loads without them.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import LlavaNextModel, PreTrainedConfig
-from transformers.image_processing_utils import select_best_resolution
-from transformers.models.llava_next import LlavaNextImageProcessorPil
-from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorKwargs
-from transformers.utils import cached_file
+from .backbone_common import (
+    BackboneFamily,
+    PromptRowError,
+    clip_vision_config,
+    init_shape,
+    rows_of_media,
+    select_images_per_group,
+)
 
-from .backbone_common import BackboneFamily, PromptRowError, rows_of_media, select_images_per_group
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_TOKEN = "<image>"
 # Checkpoint keys the embedding model does not use: the LM head, in the Hub layout and the transformers 4.52+ one.
 DROPPED_CHECKPOINT_KEYS = (r"^language_model\.lm_head\.", r"^lm_head\.")
 
 
-def num_image_tokens_for(
-    height: int,
-    width: int,
-    grid_pinpoints: list[list[int]],
-    crop_size: int,
-    patch_size: int,
-    extra_tokens: int = 0,
-) -> int:
-    """Feature vectors (= `<image>` tokens) LLaVA-Next gives an image of `height` x `width` pixels.
-
-    The base 336 x 336 view's `(crop_size / patch_size)**2` patches (+ `extra_tokens`, e.g. CLIP's CLS with the
-    `"full"` feature strategy), then the AnyRes grid of the best pinpoint resolution with the padding rows or
-    columns removed (`int(round(x, 7))`, as `LlavaNextProcessor` and transformers 5's `unpad_image` round) and one
-    `image_newline` per remaining row.
-    """
-    best_height, best_width = select_best_resolution([height, width], grid_pinpoints)
-    side = crop_size // patch_size
-    grid_height, grid_width = side * (best_height // crop_size), side * (best_width // crop_size)
-    if width / height > grid_width / grid_height:
-        new_height = int(round(height * (grid_width / width), 7))
-        grid_height -= 2 * ((grid_height - new_height) // 2)
-    else:
-        new_width = int(round(width * (grid_height / height), 7))
-        grid_width -= 2 * ((grid_width - new_width) // 2)
-    return side * side + extra_tokens + grid_height * grid_width + grid_height
-
-
-class LlavaNextEmbeddingImagesKwargs(LlavaNextImageProcessorKwargs, total=False):
-    """Call-time keywords of [`LlavaNextEmbeddingImageProcessor`] (those of `LlavaNextImageProcessorPil`)."""
-
-
-class LlavaNextEmbeddingImageProcessor(LlavaNextImageProcessorPil):
-    """Stock `LlavaNextImageProcessorPil` (the reference's PIL pipeline) that also knows how many `<image>` tokens an
-    image takes, which transformers computes in `LlavaNextProcessor` from the three attributes below.
-
-    Returns `pixel_values` `(n_images, max_patches, 3, 336, 336)` (zero patches at the end) and `image_sizes`
-    `(n_images, 2)` (original height, width), as stock.
-
-    Attributes:
-        patch_size: the vision tower's patch size in pixels (14).
-        vision_feature_select_strategy: `"default"` (CLS dropped) or `"full"`.
-        num_additional_image_tokens: tokens the tower adds to its patches (1: CLIP's CLS).
-    """
-
-    valid_kwargs = LlavaNextEmbeddingImagesKwargs
-    model_input_names = ["pixel_values", "image_sizes"]
-    # Defaults: llava-hf/llava-v1.6-mistral-7b-hf's `preprocessor_config.json` (stock defaults are 224 px).
-    size = {"shortest_edge": 336}
-    crop_size = {"height": 336, "width": 336}
-    patch_size: int = 14
-    vision_feature_select_strategy: str = "default"
-    num_additional_image_tokens: int = 1
-
-    def __init__(
-        self,
-        patch_size: int = 14,
-        vision_feature_select_strategy: str = "default",
-        num_additional_image_tokens: int = 1,
-        **kwargs,
-    ):
-        for key in ("processor_class", "image_processor_type", "auto_map", "backend"):
-            kwargs.pop(key, None)
-        super().__init__(**kwargs)
-        self.patch_size = patch_size
-        self.vision_feature_select_strategy = vision_feature_select_strategy
-        self.num_additional_image_tokens = num_additional_image_tokens
-
-    def num_image_tokens(self, height: int, width: int) -> int:
-        """`<image>` tokens of an image of `height` x `width` pixels (its original size)."""
-        extra = self.num_additional_image_tokens - (self.vision_feature_select_strategy == "default")
-        return num_image_tokens_for(
-            height, width, self.image_grid_pinpoints, self.crop_size["height"], self.patch_size, extra
-        )
-
-
 def _is_dropped(key: str) -> bool:
     return any(re.search(pattern, key) for pattern in DROPPED_CHECKPOINT_KEYS)
 
 
-def load_llava_next_checkpoint(source, **from_pretrained_kwargs) -> LlavaNextModel:
+def load_llava_next_checkpoint(source, **from_pretrained_kwargs) -> torch.nn.Module:
     """A stock `LlavaNextModel` with the weights of a LLaVA-Next checkpoint (folder or Hub id).
 
     transformers maps the llava-hf Hub layout (`language_model.model.*`, `vision_tower.vision_model.*`, ...: also
@@ -132,6 +60,8 @@ def load_llava_next_checkpoint(source, **from_pretrained_kwargs) -> LlavaNextMod
     Raises:
         KeyError: naming checkpoint keys that land on no parameter, or parameters the checkpoint leaves unset.
     """
+    from transformers import LlavaNextModel
+
     model, info = LlavaNextModel.from_pretrained(source, output_loading_info=True, **from_pretrained_kwargs)
     unmapped = sorted(key for key in info["unexpected_keys"] if not _is_dropped(key))
     if unmapped:
@@ -144,31 +74,6 @@ def load_llava_next_checkpoint(source, **from_pretrained_kwargs) -> LlavaNextMod
     return model.eval()
 
 
-def _processor_settings(source, **hub_kwargs) -> dict[str, Any]:
-    """Patch size, feature strategy and extra tokens of backbone checkpoint `source`: its `processor_config.json`
-    (llava-hf layout) where it has them, else its model config (`vision_config.patch_size`, one CLS token)."""
-    settings: dict[str, Any] = {}
-    path = cached_file(
-        source,
-        "processor_config.json",
-        _raise_exceptions_for_missing_entries=False,
-        _raise_exceptions_for_connection_errors=False,
-        **hub_kwargs,
-    )
-    if path:
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-        for key in ("patch_size", "vision_feature_select_strategy", "num_additional_image_tokens"):
-            if saved.get(key) is not None:
-                settings[key] = saved[key]
-    if "patch_size" not in settings or "vision_feature_select_strategy" not in settings:
-        config, _ = PreTrainedConfig.get_config_dict(source, **hub_kwargs)
-        settings.setdefault("patch_size", (config.get("vision_config") or {}).get("patch_size", 14))
-        settings.setdefault("vision_feature_select_strategy", config.get("vision_feature_select_strategy", "default"))
-    settings.setdefault("num_additional_image_tokens", 1)
-    return settings
-
-
 class LlavaNextFamily(BackboneFamily):
     """LLaVA-Next / LLaVA-1.6 (`model_type` `llava_next`)."""
 
@@ -177,7 +82,7 @@ class LlavaNextFamily(BackboneFamily):
     model_types = ("llava_next",)
     init_model_types = ("llava_next",)
     tiny_tokenizer = "tiny-llava-next-tokenizer"
-    shipped_files = ("backbone_llava_next.py",)
+    shipped_files = ("backbone_llava_next.py", "image_processing_llava_next.py")
     image_token = IMAGE_TOKEN
     # LLaVA-1.6 LLMs: Mistral (the published model), Vicuna / Yi (Llama layers); the tower is CLIP.
     no_split_modules = ("MistralDecoderLayer", "LlamaDecoderLayer", "CLIPEncoderLayer")
@@ -198,12 +103,16 @@ class LlavaNextFamily(BackboneFamily):
 
     # --- model ---
     def build_backbone(self, vlm_config) -> torch.nn.Module:
+        from transformers import LlavaNextModel
+
         return LlavaNextModel(vlm_config)
 
     def load_backbone(self, source, **from_pretrained_kwargs) -> torch.nn.Module:
         return load_llava_next_checkpoint(source, **from_pretrained_kwargs)
 
     def sub_batch_media(self, vlm_config, inputs: dict[str, Any], groups: list[list[int]]) -> list[dict] | None:
+        from .image_processing_llava_next import num_image_tokens_for
+
         if inputs.get("pixel_values") is None:
             return [{} for _ in groups]
         if inputs.get("input_ids") is None or inputs.get("image_sizes") is None:
@@ -220,16 +129,51 @@ class LlavaNextFamily(BackboneFamily):
             return None
         return select_images_per_group(inputs, per_row, groups, ("pixel_values", "image_sizes"))
 
+    def random_config(self, size: str, tokenizer, model_type: str | None = None):
+        """A LLaVA-1.6-Mistral config of `size` with the published geometry (CLIP 336 px, patch 14, the llava-hf grid
+        pinpoints) and the bundled tokenizer's `<image>` (2000) / `<pad>` (2001) ids."""
+        from transformers import LlavaNextConfig, MistralConfig
+
+        shape = init_shape(self, size)
+        text = MistralConfig(
+            vocab_size=2064,
+            hidden_size=shape["hidden"],
+            intermediate_size=shape["intermediate"],
+            num_hidden_layers=shape["layers"],
+            num_attention_heads=shape["heads"],
+            num_key_value_heads=shape["kv_heads"],
+            max_position_embeddings=32768,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+            sliding_window=None,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=2001,
+            tie_word_embeddings=False,
+        )
+        return LlavaNextConfig(
+            text_config=text,
+            vision_config=clip_vision_config(shape),
+            image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+            pad_token_id=2001,
+            vision_feature_layer=-2,
+            vision_feature_select_strategy="default",
+            tie_word_embeddings=False,
+        )
+
     # --- processor ---
     def load_image_processor(self, source, **hub_kwargs):
+        from .image_processing_llava_next import LlavaNextEmbeddingImageProcessor
+
         return LlavaNextEmbeddingImageProcessor.from_pretrained(source, **hub_kwargs)
 
     def conversion_image_processor(self, source):
         # LLaVA-Next sizes images by its AnyRes pinpoints: no options (`image_processor_options` is empty).
+        from .image_processing_llava_next import LlavaNextEmbeddingImageProcessor, processor_settings
+
         if source is None:
             return LlavaNextEmbeddingImageProcessor()
         image_processor = LlavaNextEmbeddingImageProcessor.from_pretrained(source)
-        for key, value in _processor_settings(source).items():
+        for key, value in processor_settings(source).items():
             setattr(image_processor, key, value)
         return image_processor
 
@@ -244,6 +188,7 @@ class LlavaNextFamily(BackboneFamily):
         processor,
         texts: list[str],
         images: list,
+        videos: list,
         text_kwargs: dict[str, Any],
         images_kwargs: dict[str, Any],
         return_tensors: str | None,
@@ -251,23 +196,17 @@ class LlavaNextFamily(BackboneFamily):
         image_processor = processor.image_processor
         image_inputs = dict(image_processor(images, return_tensors="pt", **images_kwargs)) if images else {}
         tokens_per_image = [image_processor.num_image_tokens(image.height, image.width) for image in images]
-
-        expanded, expected_image_tokens, next_image = [], [], 0
-        for prompt in texts:
-            pieces = prompt.split(IMAGE_TOKEN)
-            row_tokens = tokens_per_image[next_image : next_image + len(pieces) - 1]
-            next_image += len(row_tokens)
-            expanded.append(pieces[0] + "".join(IMAGE_TOKEN * n + rest for n, rest in zip(row_tokens, pieces[1:])))
-            expected_image_tokens.append(sum(row_tokens))
-
+        expanded, offsets = processor.get_text_with_replacements(
+            list(texts), images_replacements=[IMAGE_TOKEN * count for count in tokens_per_image]
+        )
         # As the reference: each row tokenised whole (BOS first), cut at max_length (4096 in the v1 recipe).
         max_length = text_kwargs.pop("max_length", processor.max_length)
         truncation = text_kwargs.pop("truncation", max_length is not None)
         text_kwargs.setdefault("padding", True)
         encoding = processor._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
-        image_token_id = processor.image_token_id
-        for row, (ids, expected) in enumerate(zip(encoding["input_ids"], expected_image_tokens)):
-            seen = ids.count(image_token_id)
+        for row, (ids, row_offsets) in enumerate(zip(encoding["input_ids"], offsets)):
+            expected = sum(len(item["replacement"]) // len(IMAGE_TOKEN) for item in row_offsets)
+            seen = ids.count(processor.image_token_id)
             if seen != expected:
                 raise PromptRowError(
                     row,
@@ -279,12 +218,4 @@ class LlavaNextFamily(BackboneFamily):
 
 FAMILY = LlavaNextFamily()
 
-__all__ = [
-    "DROPPED_CHECKPOINT_KEYS",
-    "FAMILY",
-    "IMAGE_TOKEN",
-    "LlavaNextEmbeddingImageProcessor",
-    "LlavaNextFamily",
-    "load_llava_next_checkpoint",
-    "num_image_tokens_for",
-]
+__all__ = ["DROPPED_CHECKPOINT_KEYS", "FAMILY", "IMAGE_TOKEN", "LlavaNextFamily", "load_llava_next_checkpoint"]

@@ -12,21 +12,18 @@ This file is copied verbatim into every VLM2Vec model repository on the Hub, so 
 from __future__ import annotations
 
 import math
-import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
-from transformers import AutoImageProcessor, AutoModel
 
-from .backbone_common import BackboneFamily, ProcessorOption, PromptRowError, rows_of_media
+from .backbone_common import BackboneFamily, ProcessorOption, PromptRowError, init_shape, rows_of_media
+
+if TYPE_CHECKING:  # torch and transformers are imported where used: the registry loads without them (CLI start-up)
+    import torch
 
 IMAGE_TOKEN = "<|image_pad|>"
 VIDEO_TOKEN = "<|video_pad|>"
-PLACEHOLDER = re.compile(f"({re.escape(IMAGE_TOKEN)}|{re.escape(VIDEO_TOKEN)})")
-# mm_token_type_ids values (transformers' Qwen2-VL convention).
-TOKEN_TYPE = {IMAGE_TOKEN: 1, VIDEO_TOKEN: 2}
 # VLM2Vec-V2.0 (and the reference `main` defaults): smart-resize within [28*28*4, 28*28*1280] pixels, i.e. 4 to 1280
 # visual tokens per image; the conversion defaults.
 PUBLISHED_MIN_PIXELS = 3136
@@ -35,6 +32,8 @@ PUBLISHED_MAX_PIXELS = 1003520
 # first treated as a square of side max(28, h, w), where stock transformers 5 keeps the aspect ratio.
 VIDEO_SIZE_FACTOR = 28
 VIDEO_MAX_RATIO = 200
+# mrope_section of random backbones (sums to head_dim / 2) per `INIT_SHAPES` size.
+INIT_MROPE_SECTIONS = {"tiny": [2, 3, 3], "mid": [8, 12, 12]}
 
 
 def video_frame_size(
@@ -105,16 +104,23 @@ class Qwen2VLFamily(BackboneFamily):
         (r"^base_model\.model\.visual\.", "vlm.visual."),
     )
     media_input_keys = ("mm_token_type_ids", "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
+    token_type_input_keys = ("mm_token_type_ids",)
     resize_small_images = True
 
     def build_backbone(self, vlm_config) -> torch.nn.Module:
+        from transformers import AutoModel
+
         return AutoModel.from_config(vlm_config)
 
     def load_backbone(self, source, **from_pretrained_kwargs) -> torch.nn.Module:
+        from transformers import AutoModel
+
         # Its own transformers class converts legacy key layouts (`model.layers.*`, `visual.*`); `lm_head` is dropped.
         return AutoModel.from_pretrained(source, **from_pretrained_kwargs)
 
     def sub_batch_media(self, vlm_config, inputs: dict[str, Any], groups: list[list[int]]) -> list[dict] | None:
+        import torch
+
         media = {}
         for kind, grid_key, values_key, token_id in (
             ("image", "image_grid_thw", "pixel_values", vlm_config.image_token_id),
@@ -148,6 +154,8 @@ class Qwen2VLFamily(BackboneFamily):
         return result
 
     def load_image_processor(self, source, **hub_kwargs):
+        from transformers import AutoImageProcessor
+
         # Saved processor files do not record the PIL backend, so it is chosen here on every load.
         return AutoImageProcessor.from_pretrained(source, backend="pil", **hub_kwargs)
 
@@ -155,6 +163,7 @@ class Qwen2VLFamily(BackboneFamily):
         self, source, min_pixels: int = PUBLISHED_MIN_PIXELS, max_pixels: int = PUBLISHED_MAX_PIXELS
     ):
         """`min_pixels` / `max_pixels`: the smart-resize bounds, in pixels."""
+        from transformers import AutoImageProcessor
         from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
         if min_pixels > max_pixels:
@@ -163,6 +172,57 @@ class Qwen2VLFamily(BackboneFamily):
         if source is None:
             return Qwen2VLImageProcessorPil(size=size)
         return AutoImageProcessor.from_pretrained(source, backend="pil", size=size)
+
+    def random_config(self, size: str, tokenizer, model_type: str | None = None):
+        """A Qwen2-VL (or, with `model_type="qwen2_5_vl"`, Qwen2.5-VL) config of `size`, patch 14, merge 2."""
+        from transformers.models.qwen2_5_vl import Qwen2_5_VLConfig
+        from transformers.models.qwen2_vl import Qwen2VLConfig
+
+        shape = init_shape(self, size)
+        ids = {
+            name: tokenizer.convert_tokens_to_ids(token)
+            for name, token in {
+                "image_token_id": IMAGE_TOKEN,
+                "video_token_id": VIDEO_TOKEN,
+                "vision_start_token_id": "<|vision_start|>",
+                "vision_end_token_id": "<|vision_end|>",
+                "bos_token_id": "<|endoftext|>",
+                "eos_token_id": "<|im_end|>",
+                "pad_token_id": "<|endoftext|>",
+            }.items()
+        }
+        text_config = {
+            "vocab_size": 3072,
+            "hidden_size": shape["hidden"],
+            "intermediate_size": shape["intermediate"],
+            "num_hidden_layers": shape["layers"],
+            "num_attention_heads": shape["heads"],
+            "num_key_value_heads": shape["kv_heads"],
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": INIT_MROPE_SECTIONS[size]},
+            "bos_token_id": ids["bos_token_id"],
+            "eos_token_id": ids["eos_token_id"],
+            "pad_token_id": ids["pad_token_id"],
+        }
+        vision = {"depth": shape["depth"], "num_heads": max(2, shape["width"] // 64), "patch_size": 14}
+        vision |= {"spatial_merge_size": 2, "temporal_patch_size": 2}
+        if (model_type or self.init_model_types[0]) == "qwen2_vl":
+            vision |= {
+                "embed_dim": shape["width"],
+                "hidden_size": shape["hidden"],
+                "mlp_ratio": 2 if size == "tiny" else 4,
+            }
+            return Qwen2VLConfig(text_config=text_config, vision_config=vision, tie_word_embeddings=False, **ids)
+        vision |= {
+            "hidden_size": shape["width"],
+            "intermediate_size": 2 * shape["width"],
+            "out_hidden_size": shape["hidden"],
+            "window_size": 56,
+            "fullatt_block_indexes": [shape["depth"] - 1],
+        }
+        return Qwen2_5_VLConfig(text_config=text_config, vision_config=vision, tie_word_embeddings=False, **ids)
+
+    def processor_option_values(self, image_processor) -> dict[str, Any]:
+        return {"min_pixels": image_processor.size["shortest_edge"], "max_pixels": image_processor.size["longest_edge"]}
 
     def image_token_id(self, tokenizer) -> int:
         return tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
@@ -215,56 +275,44 @@ class Qwen2VLFamily(BackboneFamily):
         self,
         processor,
         texts: list[str],
-        images: list,
+        images: list[Image.Image],
+        videos: list[list[Image.Image]],
         text_kwargs: dict[str, Any],
         images_kwargs: dict[str, Any],
         return_tensors: str | None,
-        videos: list[list[Image.Image]] | None = None,
     ) -> dict[str, Any]:
-        """`videos`: prepared clips ([`prepare_video`]), in the order of their `<|video_pad|>` placeholders."""
+        """Returns `input_ids`, `attention_mask` and `mm_token_type_ids` (`(batch, seq)`; 1 on image and 2 on video
+        tokens), with images `pixel_values` (`(total_patches, 3 * 2 * patch * patch)`) and `image_grid_thw`
+        (`(num_images, 3)`), with videos `pixel_values_videos` and `video_grid_thw` alike."""
         image_processor = processor.image_processor
         image_inputs = image_processor(images, return_tensors="pt", **images_kwargs) if images else {}
         video_inputs = self.preprocess_videos(image_processor, videos) if videos else {}
         merge = image_processor.merge_size**2
-        tokens = {IMAGE_TOKEN: [int(grid.prod()) // merge for grid in image_inputs.get("image_grid_thw", [])]}
-        if self.video_token:  # a family without video (GME) keeps a literal <|video_pad|> as one plain token
-            tokens[VIDEO_TOKEN] = [int(grid.prod()) // merge for grid in video_inputs.get("video_grid_thw", [])]
-        taken = dict.fromkeys(tokens, 0)
-        expanded, expected = [], []
-        for prompt in texts:
-            pieces, row_expected = [], dict.fromkeys(tokens, 0)
-            for piece in PLACEHOLDER.split(prompt):
-                if piece in tokens:  # a placeholder: its media item's token count
-                    count = tokens[piece][taken[piece]]
-                    taken[piece] += 1
-                    row_expected[piece] += count
-                    piece *= count
-                pieces.append(piece)
-            expanded.append("".join(pieces))
-            expected.append(row_expected)
-
+        image_tokens = [int(grid.prod()) // merge for grid in image_inputs.get("image_grid_thw", [])]
+        video_tokens = [int(grid.prod()) // merge for grid in video_inputs.get("video_grid_thw", [])]
+        # A family without video keeps a literal video token as plain text: only the processor's tokens expand.
+        expanded, offsets = processor.get_text_with_replacements(
+            list(texts),
+            images_replacements=[IMAGE_TOKEN * count for count in image_tokens],
+            videos_replacements=[VIDEO_TOKEN * count for count in video_tokens] if processor.video_token else [],
+        )
         max_length = text_kwargs.pop("max_length", processor.max_length)
         truncation = text_kwargs.pop("truncation", max_length is not None)
         text_kwargs.setdefault("padding", True)
         encoding = processor._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
-        token_ids = {IMAGE_TOKEN: processor.image_token_id, VIDEO_TOKEN: processor.video_token_id}
-        for row, (ids, row_expected) in enumerate(zip(encoding["input_ids"], expected)):
-            for token in tokens:
-                kind = "video" if token == VIDEO_TOKEN else "image"
-                seen = ids.count(token_ids[token])
-                if seen != row_expected[token]:
+        for row, (ids, row_offsets) in enumerate(zip(encoding["input_ids"], offsets)):
+            for kind, token_id in (("image", processor.image_token_id), ("video", processor.video_token_id)):
+                wanted = sum(
+                    len(item["replacement"]) // len(item["text"]) for item in row_offsets if item["type"] == kind
+                )
+                seen = ids.count(token_id) if token_id is not None else 0
+                if seen != wanted:
                     raise PromptRowError(
                         row,
-                        f"its {kind}s need {row_expected[token]} {kind} tokens but {seen} fit in "
-                        f"max_length={max_length}; raise max_length (max_seq_length) or lower max_pixels",
+                        f"its {kind}s need {wanted} {kind} tokens but {seen} fit in max_length={max_length}; "
+                        "raise max_length (max_seq_length) or lower max_pixels",
                     )
-        token_types = []
-        for ids in encoding["input_ids"]:
-            ids = np.asarray(ids)
-            types = np.zeros(ids.shape, dtype=np.int32)
-            for token in tokens:
-                types[ids == token_ids[token]] = TOKEN_TYPE[token]
-            token_types.append(types if return_tensors else types.tolist())
+        token_types = processor.create_mm_token_type_ids(encoding["input_ids"])
         return {
             "input_ids": encoding["input_ids"],
             "attention_mask": encoding["attention_mask"],

@@ -7,7 +7,7 @@ This file is copied verbatim into every VLM2Vec model repository on the Hub, so 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .backbones import family_of
+from .backbones import DEFAULT_MODEL_TYPE, family_of
 
 POOLING_MODES = ("last", "eos")
 POSITION_IDS_MODES = ("reference", "native")
@@ -15,13 +15,13 @@ POSITION_IDS_MODES = ("reference", "native")
 
 class VLM2VecConfig(PreTrainedConfig):
     r"""
-    Configuration of [`VLM2VecModel`]: a backbone vision-language model (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V or
-    LLaVA-Next) whose final hidden state at the last non-padding token, optionally L2-normalised, is the embedding.
+    Configuration of [`VLM2VecModel`]: a backbone vision-language model (any registered family, `backbones.py`)
+    whose final hidden state at the last non-padding token, optionally L2-normalised, is the embedding.
 
     Args:
         vlm_config (`dict` or `PreTrainedConfig`):
-            The configuration of the wrapped backbone (`model_type` `qwen2_vl`, `qwen2_5_vl`, `phi3_v` or
-            `llava_next`; see `backbones.py`).
+            The configuration of the wrapped backbone (a `model_type` a registered family takes; see
+            `backbones.py`).
         pooling (`str`, defaults to `"last"`):
             `"last"` or its alias `"eos"`: pool the last token whose attention mask is 1. No EOS token is appended;
             the reference VLM2Vec uses the two names for the same thing.
@@ -29,22 +29,23 @@ class VLM2VecConfig(PreTrainedConfig):
             L2-normalise the pooled embedding, so that the dot product is the cosine similarity.
         position_ids_mode (`str`, defaults to `"reference"`):
             `"reference"`: every token, image tokens included, gets the plain 1-D position
-            `cumsum(attention_mask) - 1`, identical on the three M-RoPE axes. This is how the published VLM2Vec
-            Qwen2-VL models were trained and evaluated. `"native"`: the backbone's own 3-D M-RoPE positions for
-            visual tokens (from `mm_token_type_ids`), as stock transformers computes them.
+            `cumsum(attention_mask) - 1` (broadcast to every rotary axis of a multi-axis RoPE). This is how the
+            published VLM2Vec models were trained and evaluated. `"native"`: the backbone's own positions (e.g.
+            multi-axis rotary positions for visual tokens, from `mm_token_type_ids`), as stock transformers computes
+            them.
         split_padded_batches (`bool`, defaults to `True`):
             With eager or SDPA attention, run rows of very different lengths in separate sub-batches (each trimmed
             to its own padding), so that one long row does not make every short row pay for a
             `(seq_len, seq_len)` attention mask. Embeddings are the same either way (within float rounding).
         backbone_family (`str`, *optional*):
-            The backbone family by name (`backbones.py`), for a recipe that is not its backbone's default, e.g.
-            `"gme"` (GME on Qwen2-VL). `None`: the family of `vlm_config.model_type`.
+            The backbone family by name (`backbones.py`), for a recipe that is not its backbone's default (a
+            recipe family on a shared backbone). `None`: the family of `vlm_config.model_type`.
         initializer_range (`float`, defaults to `0.02`):
             Standard deviation used when the model is initialised from scratch.
     """
 
     model_type = "vlm2vec"
-    sub_configs_defaults = {"vlm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_vl")}
+    sub_configs_defaults = {"vlm_config": SubConfigSpec(config_class=AutoConfig, model_type=DEFAULT_MODEL_TYPE)}
 
     vlm_config: dict | PreTrainedConfig | None = None
     pooling: str = "last"
@@ -55,6 +56,8 @@ class VLM2VecConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
+        if self.vlm_config is not None:  # a backbone transformers does not ship registers its config class first
+            family_of(self.vlm_config, self.backbone_family).register_config()
         super().__post_init__(**kwargs)
         # `pipeline("image-feature-extraction", model=folder, trust_remote_code=True)` runs this repository's own
         # pipeline, which builds VLM2Vec prompts with the repository's processor (transformers' generic one would
@@ -62,7 +65,7 @@ class VLM2VecConfig(PreTrainedConfig):
         if not getattr(self, "custom_pipelines", None):
             self.custom_pipelines = {
                 "image-feature-extraction": {
-                    "impl": "modeling_vlm2vec.VLM2VecImageFeatureExtractionPipeline",
+                    "impl": "pipeline_vlm2vec.VLM2VecImageFeatureExtractionPipeline",
                     "pt": ["AutoModel"],
                     "type": "image",
                 }
@@ -86,5 +89,8 @@ class VLM2VecConfig(PreTrainedConfig):
         """Size of the embedding: the backbone LLM's hidden size."""
         return self.vlm_config.get_text_config().hidden_size
 
+
+# `save_pretrained` then writes `auto_map` and copies the code files next to the weights.
+VLM2VecConfig.register_for_auto_class()
 
 __all__ = ["VLM2VecConfig"]

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.image_utils import load_image
-from transformers.pipelines import ImageFeatureExtractionPipeline
 from transformers.utils import ModelOutput
 
 from .backbones import all_no_split_modules, family_of
 from .configuration_vlm2vec import VLM2VecConfig
+
+# Shipped beside this file: the configuration's `custom_pipelines` names it (the import makes `save_pretrained` copy
+# it into every model folder).
+from .pipeline_vlm2vec import VLM2VecImageFeatureExtractionPipeline  # noqa: F401
+from .sub_batching import split_padded_batch
 
 
 @dataclass
@@ -59,9 +62,9 @@ def last_token_positions(attention_mask: torch.Tensor) -> torch.LongTensor:
 def reference_position_ids(attention_mask: torch.Tensor) -> torch.LongTensor:
     """1-D positions as the reference VLM2Vec computes them: a token's index among the row's non-padding tokens.
 
-    The published VLM2Vec Qwen2-VL models never emit `<|vision_start|>`, so their (transformers <= 4.5x)
-    `get_rope_index` gives image tokens the same plain positions as text. Returns `(batch_size, sequence_length)`;
-    Qwen2-VL broadcasts 2-D position ids to its three M-RoPE axes.
+    The published VLM2Vec models give image tokens the same plain positions as text (their prompts never start a
+    vision block, so the backbone's multi-axis rope index falls back to 1-D positions). Returns
+    `(batch_size, sequence_length)`; a multi-axis rotary backbone broadcasts them to every axis.
     """
     return (attention_mask.to(torch.long).cumsum(dim=-1) - 1).clamp(min=0)
 
@@ -93,38 +96,11 @@ def check_sequence_lengths(attention_mask: torch.Tensor, limit: int | None) -> N
         raise SequenceTooLongError(row, int(lengths[row]), limit)
 
 
-# Rows shorter than this never get their own sub-batch: their padded mask is small whatever the batch holds.
-SPLIT_MIN_LENGTH = 512
-# A sub-batch may hold at most this many padded positions per real token.
-SPLIT_MAX_PADDING_RATIO = 1.25
-
-
-def length_groups(lengths: list[int]) -> list[list[int]]:
-    """Partition rows (by real length, in tokens) into sub-batches whose padding stays small.
-
-    Rows are taken longest first; a row joins the current group while the group's padded size
-    (rows x longest) stays within `SPLIT_MAX_PADDING_RATIO` x its real tokens, and once the longest remaining
-    row is under `SPLIT_MIN_LENGTH` all remaining rows form one group. Returns row indices per group.
-    """
-    order = sorted(range(len(lengths)), key=lambda row: -lengths[row])
-    groups: list[list[int]] = []
-    for row in order:
-        if groups:
-            group = groups[-1]
-            longest = lengths[group[0]]
-            real = sum(lengths[r] for r in group) + lengths[row]
-            if longest < SPLIT_MIN_LENGTH or (len(group) + 1) * longest <= SPLIT_MAX_PADDING_RATIO * real:
-                group.append(row)
-                continue
-        groups.append([row])
-    return groups
-
-
 class VLM2VecPreTrainedModel(PreTrainedModel):
     config_class = VLM2VecConfig
     config: VLM2VecConfig
     base_model_prefix = "vlm2vec"
-    input_modalities = ("image", "text")
+    input_modalities = ("text",)  # each model's own: its family's modalities
     supports_gradient_checkpointing = True
     _no_split_modules = all_no_split_modules()
     _skip_keys_device_placement = "past_key_values"
@@ -181,19 +157,18 @@ def _read_adapter_weights(peft_model_id: str, kwargs: dict) -> dict[str, torch.T
 
 class VLM2VecModel(VLM2VecPreTrainedModel):
     r"""
-    A backbone vision-language model (`self.vlm`, built from `config.vlm_config` by its family in `backbones.py`:
-    a stock transformers `Qwen2VLModel` / `Qwen2_5_VLModel` / `LlavaNextModel`, or the Phi-3.5-V `Phi3VModel`) with
-    last-token
-    pooling. Returns a [`VLM2VecModelOutput`] whose `embeddings` are
+    A backbone vision-language model (`self.vlm`, built from `config.vlm_config` by its family in `backbones.py`,
+    `self.family`) with last-token pooling. Returns a [`VLM2VecModelOutput`] whose `embeddings` are
     `(batch_size, hidden_size)`.
 
-    Inputs are what [`VLM2VecProcessor`] produces: raw VLM2Vec prompt strings (no chat template), each
-    `<|image_pad|>` expanded to the image's visual-token count.
+    Inputs are what [`VLM2VecProcessor`] produces: the family's prompts, each media placeholder expanded to the
+    item's visual-token count, and the family's media inputs.
     """
 
     def __init__(self, config: VLM2VecConfig):
         super().__init__(config)
         self.family = family_of(config.vlm_config, config.backbone_family)
+        self.input_modalities = tuple(self.family.modalities)
         self._no_split_modules = list(self.family.no_split_modules)
         self.vlm = self.family.build_backbone(config.vlm_config)
         self.post_init()
@@ -223,9 +198,8 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         """Wrap a backbone checkpoint (folder, Hub id or loaded model) as a VLM2Vec model.
 
         The family is detected from the checkpoint's `config.json` (`model_type`), and its `load_backbone` maps
-        the published key layout onto our modules (Qwen2-VL: its own transformers class; Phi-3.5-V: the original
-        parameter names onto `Phi3Model` + `CLIPVisionModel` + glue). `lm_head` is not needed and is dropped.
-        `backbone_family` names a recipe family on that backbone (e.g. `"gme"`; None: the model_type's own).
+        the published key layout onto our modules. `lm_head` is not needed and is dropped. `backbone_family` names
+        a recipe family on that backbone (None: the model_type's own).
         `from_pretrained_kwargs` (e.g. `dtype`, `attn_implementation`, `revision`) go to that load.
         """
         if isinstance(backbone, PreTrainedModel):
@@ -253,12 +227,6 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        image_grid_thw: torch.LongTensor | None = None,
-        pixel_values_videos: torch.Tensor | None = None,
-        video_grid_thw: torch.LongTensor | None = None,
-        mm_token_type_ids: torch.IntTensor | None = None,
-        image_sizes: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
@@ -267,36 +235,22 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
     ) -> VLM2VecModelOutput:
         r"""
         Args:
-            input_ids: `(batch_size, sequence_length)` token ids, image pads already expanded.
+            input_ids: `(batch_size, sequence_length)` token ids, media placeholders already expanded.
             attention_mask: `(batch_size, sequence_length)`; padding may be on either side.
-            pixel_values: Qwen2-VL: `(total_patches, channels * temporal_patch * patch * patch)` flattened patches
-                of every image in the batch, in row order. Phi-3.5-V: `(num_images, crops, 3, 336, 336)`. LLaVA-Next:
-                `(num_images, max_patches, 3, 336, 336)`.
-            image_grid_thw: Qwen2-VL: `(num_images, 3)` patch grid (t, h, w) of each image.
-            image_sizes: Phi-3.5-V: `(num_images, 2)` HD size (height, width) of each image. LLaVA-Next: the original
-                size (height, width) of each image.
-            mm_token_type_ids: `(batch_size, sequence_length)`, 1 for image and 2 for video tokens. Only used when
-                `config.position_ids_mode == "native"`.
             position_ids: explicit positions; if given they override `config.position_ids_mode`.
+            **kwargs: the family's media inputs (`self.family.media_input_keys`, e.g. `pixel_values`; their shapes
+                are documented by the family's `encode`), as the processor returns them; any other keyword goes to
+                the backbone call (e.g. attention options).
         """
         if attention_mask is None:
             reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
             attention_mask = torch.ones(reference.shape[:2], dtype=torch.long, device=reference.device)
         self.check_sequence_lengths(attention_mask)
-        inputs = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "pixel_values": pixel_values,
-            "image_grid_thw": image_grid_thw,
-            "pixel_values_videos": pixel_values_videos,
-            "video_grid_thw": video_grid_thw,
-            "mm_token_type_ids": mm_token_type_ids,
-            "image_sizes": image_sizes,
-            "position_ids": position_ids,
-        }
+        media = {key: kwargs.pop(key) for key in self.family.media_input_keys if key in kwargs}
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids, **media}
         sub_batches = None
         if inputs_embeds is None and not output_attentions and self._splits_padded_batches():
-            sub_batches = self._sub_batches(inputs)
+            sub_batches = split_padded_batch(self.family, self.config.vlm_config, inputs)
         if sub_batches is None:
             hidden, all_hidden, attentions = self._backbone(
                 inputs, inputs_embeds, output_hidden_states, output_attentions, **kwargs
@@ -323,12 +277,12 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         """One backbone call: `(last_hidden_state, hidden_states, attentions)`."""
         inputs = dict(inputs)
-        if inputs["position_ids"] is None and self.config.position_ids_mode == "reference":
+        if inputs.get("position_ids") is None and self.config.position_ids_mode == "reference":
             inputs["position_ids"] = reference_position_ids(inputs["attention_mask"])
-        if inputs["position_ids"] is not None:
-            # The backbone only builds 3-D M-RoPE positions when none are given; with explicit 1-D positions it
-            # does not need the multimodal token types.
-            inputs["mm_token_type_ids"] = None
+        if inputs.get("position_ids") is not None:
+            # The backbone only reads token types to build its own positions; explicit positions make them unused.
+            for key in self.family.token_type_input_keys:
+                inputs[key] = None
         # Only what is given goes to the backbone: each family takes its own media inputs.
         inputs = {key: value for key, value in inputs.items() if value is not None}
         outputs = self.vlm(
@@ -346,39 +300,6 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         # Flash / flex attention handle padding without a (seq, seq) mask; eager and SDPA build one per row.
         implementation = self.vlm.config.get_text_config()._attn_implementation
         return self.config.split_padded_batches and implementation in (None, "eager", "sdpa")
-
-    def _sub_batches(self, inputs: dict[str, torch.Tensor | None]) -> list[dict] | None:
-        """Cut a padded batch into [`length_groups`] sub-batches, each trimmed to its rows' real tokens, with
-        their images and videos; None when one batch is fine (or the visual inputs cannot be assigned to rows)."""
-        attention_mask = inputs["attention_mask"]
-        lengths = attention_mask.sum(dim=1).tolist()
-        if max(lengths) < SPLIT_MIN_LENGTH:
-            return None
-        groups = length_groups(lengths)
-        if len(groups) == 1:
-            return None
-        if inputs["input_ids"] is None and any(inputs.get(key) is not None for key in self.family.media_input_keys):
-            return None
-        media = self.family.sub_batch_media(self.config.vlm_config, inputs, groups)
-        if media is None:
-            return None
-
-        real = attention_mask.bool()
-        sub_batches = []
-        for group, group_media in zip(groups, media):
-            rows = torch.tensor(group, device=attention_mask.device)
-            columns = real[rows].any(dim=0).nonzero()
-            start, end = int(columns[0]), int(columns[-1]) + 1
-            sub = {"rows": group, "span": (start, end)}
-            for key in ("input_ids", "attention_mask", "mm_token_type_ids"):
-                sub[key] = None if inputs[key] is None else inputs[key][rows, start:end]
-            position_ids = inputs["position_ids"]
-            if position_ids is not None:  # (batch, seq) or (axes, batch, seq)
-                position_ids = position_ids[..., rows, :][..., start:end]
-            sub["position_ids"] = position_ids
-            sub.update(group_media)
-            sub_batches.append(sub)
-        return sub_batches
 
     def _backbone_in_sub_batches(
         self, attention_mask: torch.Tensor, sub_batches: list[dict], output_hidden_states: bool | None, **kwargs
@@ -398,31 +319,11 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         return full[0], (tuple(full[1:]) if output_hidden_states else None), None
 
 
-class VLM2VecImageFeatureExtractionPipeline(ImageFeatureExtractionPipeline):
-    """`pipeline("image-feature-extraction", model=folder, trust_remote_code=True)` for a VLM2Vec model.
-
-    Each image is embedded alone, exactly as `SentenceTransformer.encode(image)` embeds it: the image-alone
-    prompt and the image preparation of the repository's [`VLM2VecProcessor`]. Returns the L2-normalised
-    embedding, `(1, hidden_size)` per image (a list, or a tensor with `return_tensors=True`).
-    """
-
-    _load_processor = True
-    _load_image_processor = False
-    _load_tokenizer = False
-
-    def preprocess(self, image, timeout=None, **image_processor_kwargs) -> dict[str, torch.Tensor]:
-        if isinstance(image, str) and image.startswith(("http://", "https://")):
-            image = load_image(image, timeout=timeout)
-        return self.processor(images=[image], **image_processor_kwargs)
-
-    def postprocess(self, model_outputs, pool=None, return_tensors=False):
-        embeddings = model_outputs["embeddings"]
-        return embeddings if return_tensors else embeddings.tolist()
-
+# `save_pretrained` then writes `auto_map` and copies the code files next to the weights.
+VLM2VecModel.register_for_auto_class("AutoModel")
 
 __all__ = [
     "SequenceTooLongError",
-    "VLM2VecImageFeatureExtractionPipeline",
     "VLM2VecModel",
     "VLM2VecModelOutput",
     "VLM2VecPreTrainedModel",

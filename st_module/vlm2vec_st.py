@@ -28,16 +28,6 @@ from transformers import AutoModel, AutoProcessor
 IMAGE_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 # A bare string / Path with one of these extensions is a video file (the processor decodes it with PyAV).
 VIDEO_FILE_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp")
-MODEL_INPUT_KEYS = (
-    "input_ids",
-    "attention_mask",
-    "mm_token_type_ids",
-    "pixel_values",
-    "image_grid_thw",
-    "pixel_values_videos",
-    "video_grid_thw",
-    "image_sizes",
-)
 
 
 def _is_file_path(value: str, extensions: tuple[str, ...]) -> bool:
@@ -276,9 +266,8 @@ class VLM2VecEncoder(InputModule):
     legacy_config_file_name = "vlm2vec_st_config.json"
     # What `encode` accepts. sentence-transformers reports a batch that mixes several of these as "message"
     # (its `infer_batch_modality`), so a module that takes mixed batches lists it; `split_input` also reads
-    # chat-style messages themselves. Video only where the backbone family takes it (the processor's video_token).
+    # chat-style messages themselves. Each is kept where the backbone family declares its parts (`modalities`).
     supported_modalities = ("text", "image", ("image", "text"), "video", ("text", "video"), "message")
-    video_modalities = ("video", ("text", "video"))
 
     def __init__(self, model: torch.nn.Module, processor: Any, padding_side: str | None = None):
         super().__init__()
@@ -288,8 +277,12 @@ class VLM2VecEncoder(InputModule):
 
     @property
     def modalities(self) -> list:
-        takes_video = getattr(self.processor, "video_token", None) is not None
-        return [m for m in self.supported_modalities if takes_video or m not in self.video_modalities]
+        declared = set(self.processor.family.modalities)
+        return [
+            modality
+            for modality in self.supported_modalities
+            if modality == "message" or declared.issuperset((modality,) if isinstance(modality, str) else modality)
+        ]
 
     def save_config(self, output_path: str, filename: str | None = None) -> None:
         """`sentence_bert_config.json`: this module's settings plus the sentence-transformers `modality_config` /
@@ -376,7 +369,8 @@ class VLM2VecEncoder(InputModule):
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
         """Adds `sentence_embedding` `(batch, hidden)` and `token_embeddings` `(batch, seq, hidden)`."""
-        model_inputs = {key: features[key] for key in MODEL_INPUT_KEYS if key in features}
+        # The processor's outputs the model takes: `input_ids`, `attention_mask` and the family's media inputs.
+        model_inputs = {key: features[key] for key in self.processor.model_input_names if key in features}
         output = self.model(**model_inputs)
         features["sentence_embedding"] = output.embeddings
         features["token_embeddings"] = output.last_hidden_state

@@ -132,8 +132,8 @@ def test_huge_image_is_bounded_by_max_pixels(auto_model_and_processor):
         grid = processor(text=["<|image_pad|>"], images=[huge])["image_grid_thw"][0]
     finally:
         processor.max_length = previous
-    assert int(grid.prod()) * 14 * 14 <= processor.max_pixels
-    assert int(grid.prod()) * 14 * 14 > processor.max_pixels * 0.9
+    assert int(grid.prod()) * 14 * 14 <= processor.processor_options["max_pixels"]
+    assert int(grid.prod()) * 14 * 14 > processor.processor_options["max_pixels"] * 0.9
 
 
 def test_decompression_bomb_is_refused(sentence_model, tmp_path, monkeypatch):

@@ -40,7 +40,11 @@ def test_convert_command_writes_a_loadable_folder(tmp_path, expected):
     assert main(args) == 0
     model = load_sentence_transformer(out, device="cpu")
     processor = model[0].processor
-    assert (processor.prompt_format, processor.min_pixels, processor.max_pixels) == ("v2", 3136, 200704)
+    assert (
+        processor.prompt_format,
+        processor.processor_options["min_pixels"],
+        processor.processor_options["max_pixels"],
+    ) == ("v2", 3136, 200704)
     assert model.max_seq_length == 256
     embedding = torch.as_tensor(model.encode(CASES["p03"]["text"]))
     assert (embedding - expected["case/p03"]).abs().max().item() < TOLERANCE

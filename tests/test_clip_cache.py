@@ -18,7 +18,8 @@ from PIL import Image
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
 from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator, clip_chunks, unique_items
 from vlm2vec_hf.modeling_vlm2vec import processing_vlm2vec
-from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import VideoInputError, VLM2VecProcessor
+from vlm2vec_hf.modeling_vlm2vec.media_loading import VideoInputError
+from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import VLM2VecProcessor
 
 # The tiny model's pixel bounds (3136 ... 12544) take a 32x32 frame to 56x56: 9408 bytes of RGB per prepared frame.
 FRAME_BYTES = 56 * 56 * 3

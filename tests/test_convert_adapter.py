@@ -320,7 +320,11 @@ def test_cli_convert_with_v1_preset(tmp_path, expected_lora, capsys):
     assert model[0].processor.image_resize is None
     processor = model[0].processor
     # Preset defaults, except --max-length, which the command line set.
-    assert (processor.prompt_format, processor.min_pixels, processor.max_pixels) == ("v1", 3136, 12845056)
+    assert (
+        processor.prompt_format,
+        processor.processor_options["min_pixels"],
+        processor.processor_options["max_pixels"],
+    ) == ("v1", 3136, 12845056)
     assert processor.max_length == MAX_LENGTH and model[0].model.config.position_ids_mode == "reference"
     for case_id in ("p01", "p05", "p07", "p11"):
         instruction, text, has_image = V1_STRUCTURED[case_id]
@@ -334,7 +338,11 @@ def test_cli_convert_with_v2_preset(tmp_path, expected_lora):
     assert main([*args, "--out", str(out), "--dtype", "float32", "--max-pixels", "200704"]) == 0
     model = SentenceTransformer(str(out), trust_remote_code=True, device="cpu")
     processor = model[0].processor
-    assert (processor.prompt_format, processor.min_pixels, processor.max_pixels) == ("v2", 3136, 200704)
+    assert (
+        processor.prompt_format,
+        processor.processor_options["min_pixels"],
+        processor.processor_options["max_pixels"],
+    ) == ("v2", 3136, 200704)
     assert processor.max_length is None
     for case_id, (instruction, text, has_image) in V2_STRUCTURED.items():
         embedding = model.encode(structured_input(case_id, text, has_image), prompt=instruction)

@@ -105,4 +105,5 @@ def test_the_pipeline_needs_trust_remote_code(fixture_model_dir):
 
 def test_folder_files_name_the_pipeline(fixture_model_dir):
     config = json.loads((Path(fixture_model_dir) / "config.json").read_text())
-    assert config["custom_pipelines"]["image-feature-extraction"]["impl"].startswith("modeling_vlm2vec.")
+    module, name = config["custom_pipelines"]["image-feature-extraction"]["impl"].split(".")
+    assert f"class {name}(" in (Path(fixture_model_dir) / f"{module}.py").read_text()  # shipped in the folder

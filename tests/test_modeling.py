@@ -103,7 +103,12 @@ def test_processor_settings_can_be_overridden_at_load_time(fixture_model_dir):
     processor = AutoProcessor.from_pretrained(
         fixture_model_dir, trust_remote_code=True, max_pixels=200_704, prompt_format="v2", max_length=None
     )
-    assert (processor.min_pixels, processor.max_pixels, processor.prompt_format, processor.max_length) == (
+    assert (
+        processor.processor_options["min_pixels"],
+        processor.processor_options["max_pixels"],
+        processor.prompt_format,
+        processor.max_length,
+    ) == (
         3136,
         200_704,
         "v2",
@@ -114,7 +119,7 @@ def test_processor_settings_can_be_overridden_at_load_time(fixture_model_dir):
     model = SentenceTransformer(
         str(fixture_model_dir), trust_remote_code=True, device="cpu", processor_kwargs={"max_pixels": 200_704}
     )
-    assert model[0].processor.max_pixels == 200_704
+    assert model[0].processor.processor_options["max_pixels"] == 200_704
 
 
 def test_fixed_image_resize_matches_resizing_the_image_first(tmp_path):

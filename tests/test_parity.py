@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import BATCHES, CASES, TOLERANCE, case_image, case_image_path, max_abs
 
-from vlm2vec_hf.modeling_vlm2vec import format_prompt
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 
 PLAIN_TEXT = ["p03", "p04", "p15", "p16"]
 _P11_INSTRUCTION = "Represent the following passage:"
@@ -43,7 +43,7 @@ def structured_input(case_id: str, text: str | None, has_image: bool):
 @pytest.mark.parametrize("prompt_format,table", [("v1", V1_STRUCTURED), ("v2", V2_STRUCTURED)])
 def test_prompt_builder_reproduces_reference_strings(prompt_format, table):
     for case_id, (instruction, text, has_image) in table.items():
-        prompt = format_prompt(text, instruction, num_images=int(has_image), prompt_format=prompt_format)
+        prompt = get_family("qwen2_vl").format_prompt(text, instruction, int(has_image), prompt_format)
         assert prompt == CASES[case_id]["text"], case_id
 
 

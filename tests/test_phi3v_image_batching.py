@@ -10,13 +10,8 @@ import torch.nn.functional as F
 from conftest import TOLERANCE
 from PIL import Image
 
-from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import (
-    CLIP_MEAN,
-    CLIP_STD,
-    Phi3VImageEmbedding,
-    Phi3VImageProcessor,
-    hd_transform,
-)
+from vlm2vec_hf.modeling_vlm2vec.image_processing_phi3_v import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor, hd_transform
+from vlm2vec_hf.modeling_vlm2vec.modeling_phi3_v import Phi3VImageEmbedding
 from vlm2vec_hf.tiny import backbone_config
 
 

@@ -323,7 +323,7 @@ def test_training_loss_and_gradients_match_reference(phi_model_dir, mini_batch_s
     from sentence_transformers import SentenceTransformer
     from test_loss_parity import expected_forwards, recorded_forwards
 
-    from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import map_checkpoint_key
+    from vlm2vec_hf.modeling_vlm2vec.modeling_phi3_v import map_checkpoint_key
     from vlm2vec_hf.training.config import TrainConfig
     from vlm2vec_hf.training.trainer import build_loss
 
@@ -399,7 +399,7 @@ def test_lora_training_merge_and_reload_on_a_random_phi3v(tmp_path, mini_mmeb):
 @pytest.mark.parametrize("size", [(150, 100), (20, 36), (233, 351), (1000, 90), (90, 1000), (336, 336), (2000, 700)])
 @pytest.mark.parametrize("num_crops", [4, 16])
 def test_image_token_count_is_computed_without_resizing(size, num_crops):
-    from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import Phi3VImageProcessor, hd_transform
+    from vlm2vec_hf.modeling_vlm2vec.image_processing_phi3_v import Phi3VImageProcessor, hd_transform
 
     image = Image.new("RGB", size)
     width, height = hd_transform(image, num_crops).size

@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.hub_cards.presets import get_preset
-from vlm2vec_hf.modeling_vlm2vec.backbone_phi3_v import Phi3VConfig, Phi3VModel
+from vlm2vec_hf.modeling_vlm2vec.configuration_phi3_v import Phi3VConfig
+from vlm2vec_hf.modeling_vlm2vec.modeling_phi3_v import Phi3VModel
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity-phi3v-public"
 CASES_FILE = json.loads((FIXTURE / "cases.json").read_text())

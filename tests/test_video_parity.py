@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from vlm2vec_hf.hub_cards.convert import convert_backbone
 from vlm2vec_hf.modeling_vlm2vec.backbone_common import format_prompt
 from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import video_frame_size
-from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import list_frame_files, load_video, sample_frame_indices
+from vlm2vec_hf.modeling_vlm2vec.media_loading import list_frame_files, load_video, sample_frame_indices
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.trainer import build_loss
 
@@ -268,7 +268,7 @@ def test_mixed_size_clip_resizes_every_frame_to_the_first_frames_size(sentence_m
     sizes = [(112, 84), (60, 100), (400, 300), (20, 20), (280, 210), (90, 60), (150, 227), (112, 84)]  # (w, h)
     source = Image.open(FRAMES / "chelsea_pan_16f_140x105" / "0000.png").convert("RGB")
     frames = [source.resize(size, Image.BICUBIC) for size in sizes]
-    height, width = video_frame_size(84, 112, processor.min_pixels, processor.max_pixels)
+    height, width = video_frame_size(84, 112, *processor.processor_options.values())
     encoding = processor(text=[VIDEO_PAD], videos=[frames])
     assert encoding["video_grid_thw"].tolist() == [[4, height // 14, width // 14]] == [[4, 6, 8]]
     # Independent: the frames resized by hand (PIL bicubic, uint8) to the first frame's target size.

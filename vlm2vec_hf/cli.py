@@ -139,9 +139,8 @@ def _add_init(subparsers) -> None:
 def _run_init(args: argparse.Namespace) -> None:
     from vlm2vec_hf.tiny import write_random_model
 
-    folder = write_random_model(
-        args.out, args.size, args.family, args.seed, args.min_pixels, args.max_pixels, overwrite=args.overwrite
-    )
+    options = {name: getattr(args, name) for name in ("min_pixels", "max_pixels") if getattr(args, name)}
+    folder = write_random_model(args.out, args.size, args.family, args.seed, overwrite=args.overwrite, **options)
     print(f"Wrote a random-init {args.size} {args.family} VLM2Vec model to {folder}")
 
 
