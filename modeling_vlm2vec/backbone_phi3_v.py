@@ -59,7 +59,7 @@ class Phi3VFamily(BackboneFamily):
     resize_small_images = False
 
     def register_config(self) -> None:
-        from . import configuration_phi3_v  # noqa: F401  (importing it registers `phi3_v` with AutoConfig)
+        from .configuration_phi3_v import Phi3VConfig  # noqa: F401  (importing it registers it with AutoConfig)
 
     def random_config(self, size: str, tokenizer, model_type: str | None = None):
         """A Phi-3.5-V config of `size` with the published CLIP geometry (336 px, patch 14: 12 x 12 merged tokens)

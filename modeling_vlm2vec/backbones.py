@@ -25,7 +25,11 @@ DEFAULT_MODEL_TYPE = "qwen2_vl"
 COMMON_CODE_FILES = (
     "configuration_vlm2vec.py",
     "modeling_vlm2vec.py",
+    "sub_batching.py",
+    "pipeline_vlm2vec.py",
     "processing_vlm2vec.py",
+    "media_loading.py",
+    "clip_cache.py",
     "backbones.py",
     "backbone_common.py",
 )

@@ -10,29 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from vlm2vec_hf.modeling_vlm2vec.backbones import code_files
+
 ROOT = Path(__file__).resolve().parent.parent
+MODEL_LIBRARIES = {"torch", "transformers", "numpy", "PIL"}
+# The model folder's code: the registry's list (the common files plus every family's `shipped_files`). PyAV only
+# when a video file is given (imported inside that function, in a try block).
 HUB_SHIPPED = {
-    "modeling_vlm2vec/configuration_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
-    "modeling_vlm2vec/modeling_vlm2vec.py": {"torch", "transformers", "numpy", "PIL"},
-    # PyAV only when a video file is given (imported inside that function, in a try block).
-    "modeling_vlm2vec/processing_vlm2vec.py": {"torch", "transformers", "numpy", "PIL", "av"},
-    "modeling_vlm2vec/backbones.py": {"torch", "transformers", "numpy", "PIL"},
-    "modeling_vlm2vec/backbone_common.py": {"torch", "transformers", "numpy", "PIL"},
-    "modeling_vlm2vec/backbone_qwen2_vl.py": {"torch", "transformers", "numpy", "PIL"},
-    "modeling_vlm2vec/backbone_phi3_v.py": {"torch", "transformers", "numpy", "PIL"},
-    "modeling_vlm2vec/backbone_llava_next.py": {"torch", "transformers", "numpy", "PIL"},
-    "modeling_vlm2vec/backbone_gme.py": {"torch", "transformers", "numpy", "PIL"},
-    # peft and safetensors only when a folder holds a LoRA / DoRA adapter (imported inside that function).
-    "st_module/vlm2vec_st.py": {
-        "torch",
-        "transformers",
-        "numpy",
-        "PIL",
-        "sentence_transformers",
-        "peft",
-        "safetensors",
-    },
+    f"modeling_vlm2vec/{name}": MODEL_LIBRARIES | ({"av"} if name == "media_loading.py" else set())
+    for name in code_files()
 }
+# peft and safetensors only when a folder holds a LoRA / DoRA adapter (imported inside that function).
+HUB_SHIPPED["st_module/vlm2vec_st.py"] = MODEL_LIBRARIES | {"sentence_transformers", "peft", "safetensors"}
+
+
+def test_every_model_code_file_is_shipped():
+    """A code file beside the model that no family declares (and is not common) would be missing from Hub repos."""
+    on_disk = {path.name for path in (ROOT / "modeling_vlm2vec").glob("*.py")} - {"__init__.py"}
+    assert on_disk == set(code_files())
 
 
 @pytest.mark.parametrize("name", ["training", "evaluation", "hub_cards", "st_module", "modeling_vlm2vec"])
@@ -57,8 +52,8 @@ def test_hub_shipped_files_import_only_allowed_libraries(relative_path):
         if isinstance(node, ast.Import):
             roots = [alias.name.split(".")[0] for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative imports stay inside the shipped folder
-                assert (ROOT / relative_path).parent.joinpath(f"{node.module}.py").is_file()
+            if node.level:  # relative imports stay inside the shipped files
+                assert f"{Path(relative_path).parent}/{node.module}.py" in HUB_SHIPPED, node.module
                 continue
             roots = [node.module.split(".")[0]]
         else:
