@@ -1,5 +1,6 @@
-"""README claims about the `vlm2vec` command, each run as a user runs it (`main([...])`): `merge`, `data mini-mmeb`,
-`init --size/--family`, `convert` of a Qwen2.5-VL checkpoint, and `convert --overwrite` failing half-way."""
+"""The docs' claims about the `vlm2vec` command (docs/cli.md, docs/training.md, docs/hub.md), each run as a user runs
+it (`main([...])`): `merge`, `data mini-mmeb`, `init --size/--family`, `convert` of a Qwen2.5-VL checkpoint, and
+`convert --overwrite` failing half-way."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def load(folder: Path) -> SentenceTransformer:
 
 @pytest.fixture(scope="module")
 def cli_mini_mmeb(tmp_path_factory) -> Path:
-    """`vlm2vec data mini-mmeb --out DIR`, as the README runs it."""
+    """`vlm2vec data mini-mmeb --out DIR`, as docs/training.md runs it."""
     out = tmp_path_factory.mktemp("cli-data") / "mini-mmeb"
     assert main(["data", "mini-mmeb", "--out", str(out)]) == 0
     return out
