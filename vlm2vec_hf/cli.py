@@ -48,7 +48,7 @@ def given_processor_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def init_family_choices() -> list[str]:
     """What `init --family` takes: every family's `init_model_types` (each builds its default family) and the names
-    of the families that have any (a recipe such as GME by its name)."""
+    of the families that have any (so a recipe family on a shared backbone is chosen by its name)."""
     choices = []
     for family in all_families():
         if family.init_model_types:
@@ -63,13 +63,13 @@ def init_size_choices() -> list[str]:
 
 
 def _backbone_names() -> str:
-    """The backbones `convert` wraps, as cards name them (e.g. "Qwen2-VL, Qwen2.5-VL, ...")."""
+    """The backbones `convert` wraps, as model cards name them (each family's `display_name_for`)."""
     names = (family.display_name_for(model_type) for family in all_families() for model_type in family.model_types)
     return ", ".join(dict.fromkeys(names))
 
 
 def _prompt_format_help() -> str:
-    """The default, then which families take which formats (e.g. "v1, v2: Qwen2-VL, ...; gme: GME (Qwen2-VL)")."""
+    """The default, then which families take which formats (formats taken by the same families share a part)."""
     takers: dict[tuple[str, ...], list[str]] = {}
     for fmt in all_prompt_formats():
         names = tuple(family.display_name for family in all_families() if fmt in family.prompt_formats)
@@ -122,8 +122,7 @@ def _add_convert(subparsers) -> None:
     )
     parser.add_argument(
         "--processor",
-        help="folder or Hub id of the tokenizer and image processor (default: the preset's, e.g. llava-hf's for "
-        "VLM2Vec-LLaVa-Next, else --base)",
+        help="folder or Hub id of the tokenizer and image processor (default: the preset's, else --base)",
     )
     parser.add_argument("--dtype", default=None, help="e.g. float32, bfloat16 (default: the checkpoint's)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
