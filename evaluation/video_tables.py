@@ -47,18 +47,21 @@ A-D) is an [`EvalDataError`] naming dataset, row and column.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
-
-import datasets
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from vlm2vec_hf.evaluation import prompts_video
-from vlm2vec_hf.evaluation.data import EvalDataError
+
+# `datasets` (and `evaluation.data`, which imports it) load when a table is read or written: the CLI's parser
+# imports this module for the `video-eval` sub-command and must start at once.
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +69,22 @@ FRAMES = "video-tasks/frames"
 # The Hub repos name K700 by its full name; our datasets use the published scores' names.
 ALIASES = {"Kinetics-700": "K700"}
 TABLE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
-FEATURES = datasets.Features(
-    {
-        "qry_text": datasets.Value("string"),
-        "qry_video": datasets.Value("string"),
-        "tgt_text": datasets.List(datasets.Value("string")),
-        "tgt_video": datasets.List(datasets.Value("string")),
-        "gold_index": datasets.List(datasets.Value("int64")),
-    }
-)
+
+
+@functools.cache
+def table_features() -> datasets.Features:
+    """The columns of a converted table (the video eval layout)."""
+    import datasets
+
+    return datasets.Features(
+        {
+            "qry_text": datasets.Value("string"),
+            "qry_video": datasets.Value("string"),
+            "tgt_text": datasets.List(datasets.Value("string")),
+            "tgt_video": datasets.List(datasets.Value("string")),
+            "gold_index": datasets.List(datasets.Value("int64")),
+        }
+    )
 
 
 class Row:
@@ -84,6 +94,8 @@ class Row:
         self.dataset, self.index, self.record = dataset, index, record
 
     def fail(self, column: str, problem: str) -> NoReturn:
+        from vlm2vec_hf.evaluation.data import EvalDataError
+
         raise EvalDataError(f"{self.dataset} row {self.index}: column {column!r}: {problem}")
 
     def value(self, column: str) -> Any:
@@ -486,7 +498,9 @@ def convert_video_table(
     rows = [row for row in rows if _kept(spec, row)][: spec.first_rows]
     pool = _label_pool(spec, rows, labels) if spec.label else []
     converted = [_convert_row(spec, row, frames, root, pool) for row in rows]
-    return datasets.Dataset.from_list(converted, features=FEATURES)
+    import datasets
+
+    return datasets.Dataset.from_list(converted, features=table_features())
 
 
 # ---- `vlm2vec data video-eval` -----------------------------------------------------------------------------------
@@ -500,6 +514,8 @@ def read_raw_table(path: str | os.PathLike) -> datasets.Dataset:
         raise ValueError(f"{path}: expected a {' / '.join(TABLE_BUILDERS)} table")
     if not path.is_file():
         raise FileNotFoundError(f"table {path} does not exist")
+    import datasets
+
     return datasets.load_dataset(builder, data_files=str(path), split="train")
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import CASES, FIXTURE, TOLERANCE
 from hub_server import LocalHub
@@ -98,3 +99,46 @@ def test_demo_main_job_runs_the_whole_pipeline_and_pushes_to_a_configured_hub(tm
     )
     assert again.returncode != 0 and "not empty" in again.stderr
     assert json.loads((tmp_path / "demo" / "summary.json").read_text()) == summary
+
+
+def test_init_and_convert_take_their_choices_and_options_from_the_family_registry(tmp_path, monkeypatch, capsys):
+    """A family registered at run time reaches `init --family`, `--size` and the image options of `init` and
+    `convert`; `init` passes only the options given, by name, to `write_random_model`."""
+    import vlm2vec_hf.tiny
+    from vlm2vec_hf.modeling_vlm2vec.backbone_common import ProcessorOption
+    from vlm2vec_hf.modeling_vlm2vec.backbones import get_family, register_family, unregister_family
+
+    class ToyFamily(type(get_family())):
+        name = "toy_family"
+        model_types = ("toy_vl",)
+        init_model_types = ("toy_vl",)
+        init_sizes = ("tiny", "huge")
+        processor_options = (ProcessorOption("tile_size", int, "tile side in pixels"),)
+
+    calls = []
+    monkeypatch.setattr(vlm2vec_hf.tiny, "write_random_model", lambda out, **kwargs: calls.append(kwargs) or out)
+    register_family(ToyFamily())
+    try:
+        for command in ("init", "convert"):
+            with pytest.raises(SystemExit):
+                main([command, "--help"])
+            help_text = " ".join(capsys.readouterr().out.split())
+            assert "--tile-size TILE_SIZE tile side in pixels; families: toy_family" in help_text
+            assert "--min-pixels" in help_text  # the built-in families' options stay
+        with pytest.raises(SystemExit):
+            main(["init", "--help"])
+        usage = capsys.readouterr().out
+        assert "{tiny,mid,huge}" in usage and "toy_vl" in usage and "toy_family" in usage
+        assert (
+            main(["init", "--out", str(tmp_path), "--family", "toy_family", "--size", "huge", "--tile-size", "3"]) == 0
+        )
+        assert main(["init", "--out", str(tmp_path), "--family", "toy_vl"]) == 0
+    finally:
+        unregister_family("toy_family")
+    assert calls == [
+        {"size": "huge", "family": "toy_family", "seed": 0, "overwrite": False, "tile_size": 3},
+        {"size": "tiny", "family": "toy_vl", "seed": 0, "overwrite": False},
+    ]
+    with pytest.raises(SystemExit):
+        main(["init", "--out", str(tmp_path), "--family", "toy_vl"])  # gone with its family
+    assert "invalid choice: 'toy_vl'" in capsys.readouterr().err

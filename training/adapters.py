@@ -12,11 +12,13 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-
-from peft import LoraConfig, PeftModel
+from typing import TYPE_CHECKING
 
 from vlm2vec_hf.compat import check_peft_compatible
 from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
+
+if TYPE_CHECKING:  # peft (and torch) load when an adapter is built or merged: `TrainConfig` imports this module
+    from peft import LoraConfig
 
 # The reference `main` defaults, as the Qwen2-VL family lists them.
 REFERENCE_TARGET_MODULES = ",".join(QWEN2_VL.lora_target_modules)
@@ -47,6 +49,8 @@ def reference_lora_config(
     of a failure deep inside training). `scopes`: the backbone family's `lora_module_scopes`.
     """
     check_peft_compatible()
+    from peft import LoraConfig
+
     return LoraConfig(
         r=r,
         lora_alpha=lora_alpha,
@@ -76,6 +80,8 @@ def merge_adapter_folder(
     from vlm2vec_hf.model_folder import write_model_folder
 
     check_peft_compatible()  # before anything loads
+    from peft import LoraConfig, PeftModel
+
     adapter_dir = Path(adapter_dir)
     config = LoraConfig.from_pretrained(str(adapter_dir))
     base_model = AutoModel.from_pretrained(base or config.base_model_name_or_path, trust_remote_code=True)

@@ -1,4 +1,10 @@
-"""The `vlm2vec` console command."""
+"""The `vlm2vec` console command.
+
+Building the parser, `--help` and a usage or config error import none of torch, transformers, sentence-transformers
+or datasets (tests/test_cli_startup.py checks it): each command imports what it needs in its run function. The
+backbone choices and image options come from the family registry (`all_families()`), so a new family reaches
+`init` and `convert` with no edit here.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,89 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from vlm2vec_hf.compat import check_command
 from vlm2vec_hf.evaluation.command import add_eval_command, run_eval
 from vlm2vec_hf.evaluation.video_tables import add_video_eval_parser, run_video_eval
 from vlm2vec_hf.hub_cards.command import add_push_command, run_push
-from vlm2vec_hf.model_folder import PUBLISHED_MAX_PIXELS, PUBLISHED_MIN_PIXELS
+from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, all_families, all_prompt_formats
+
+# ---- choices and options declared by the backbone families ----------------------------------------------------
+
+
+def processor_options() -> dict[str, tuple[Any, list[str]]]:
+    """Every family's processor options by name: (the first family's `ProcessorOption`, the names of the families
+    that take it), in registration order."""
+    options: dict[str, tuple[Any, list[str]]] = {}
+    for family in all_families():
+        for option in family.processor_options:
+            options.setdefault(option.name, (option, []))[1].append(family.name)
+    return options
+
+
+def add_processor_options(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """One flag per distinct processor option (e.g. `--min-pixels`), its help naming the families that take it."""
+    for name, (option, families) in processor_options().items():
+        parser.add_argument(
+            option.flag, dest=name, type=option.type, help=f"{option.help}; families: {', '.join(families)}{note}"
+        )
+
+
+def given_processor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The processor options the user gave, by name: a family rejects one it does not take, naming it."""
+    return {name: value for name in processor_options() if (value := getattr(args, name, None)) is not None}
+
+
+def init_family_choices() -> list[str]:
+    """What `init --family` takes: every family's `init_model_types` (each builds its default family) and the names
+    of the families that have any (so a recipe family on a shared backbone is chosen by its name)."""
+    choices = []
+    for family in all_families():
+        if family.init_model_types:
+            choices += [*family.init_model_types, family.name]
+    return list(dict.fromkeys(choices))
+
+
+def init_size_choices() -> list[str]:
+    return list(
+        dict.fromkeys(size for family in all_families() if family.init_model_types for size in family.init_sizes)
+    )
+
+
+def _backbone_names() -> str:
+    """The backbones `convert` wraps, as model cards name them (each family's `display_name_for`)."""
+    names = (family.display_name_for(model_type) for family in all_families() for model_type in family.model_types)
+    return ", ".join(dict.fromkeys(names))
+
+
+def _prompt_format_help() -> str:
+    """The default, then which families take which formats (formats taken by the same families share a part)."""
+    takers: dict[tuple[str, ...], list[str]] = {}
+    for fmt in all_prompt_formats():
+        names = tuple(family.display_name for family in all_families() if fmt in family.prompt_formats)
+        takers.setdefault(names, []).append(fmt)
+    return "; ".join(
+        ["default: the preset's, else v1", *(f"{', '.join(f)}: {', '.join(n)}" for n, f in takers.items())]
+    )
+
+
+def _max_length_help() -> str:
+    defaults = [f"{family.name} {family.default_max_length}" for family in all_families() if family.default_max_length]
+    families = f"the family's ({', '.join(defaults)}; others 0)" if defaults else "0"
+    return f"truncate prompts to this many tokens (0: never; default: the preset's, else {families})"
+
+
+# ---- commands ----------------------------------------------------------------------------------------------------
 
 
 def _add_convert(subparsers) -> None:
     from vlm2vec_hf.hub_cards.presets import PRESETS
-    from vlm2vec_hf.modeling_vlm2vec.backbones import all_prompt_formats
 
     parser = subparsers.add_parser(
         "convert",
-        help="wrap a Qwen2-VL / Qwen2.5-VL / Phi-3.5-V / LLaVA-Next checkpoint (plus an optional LoRA/DoRA adapter, "
-        "merged) as a VLM2Vec model folder",
+        help="wrap a backbone checkpoint (plus an optional LoRA/DoRA adapter, merged) as a VLM2Vec model folder; "
+        f"backbones: {_backbone_names()}",
     )
     parser.add_argument("--base", help="backbone checkpoint folder or Hub id (default: the preset's base model)")
     parser.add_argument(
@@ -36,27 +109,9 @@ def _add_convert(subparsers) -> None:
         choices=["reference", "native"],
         help="1-D positions as the published models (reference, default) or the backbone's M-RoPE (native)",
     )
-    parser.add_argument(
-        "--prompt-format",
-        choices=all_prompt_formats(),
-        help="default: the preset's, else v1; gme: the GME recipe on a Qwen2-VL checkpoint (chat prompt, left "
-        "padding, GME image bounds, max_length 1800)",
-    )
-    parser.add_argument(
-        "--min-pixels", type=int, help=f"Qwen2-VL image bounds (default: the preset's, else {PUBLISHED_MIN_PIXELS})"
-    )
-    parser.add_argument(
-        "--max-pixels", type=int, help=f"Qwen2-VL image bounds (default: the preset's, else {PUBLISHED_MAX_PIXELS})"
-    )
-    parser.add_argument(
-        "--num-crops", type=int, help="Phi-3.5-V HD crops per image (default: the preset's, else the checkpoint's)"
-    )
-    parser.add_argument(
-        "--max-length",
-        type=int,
-        help="truncate prompts to this many tokens (0: never; default: the preset's, else the family's: gme 1800, "
-        "others 0)",
-    )
+    parser.add_argument("--prompt-format", choices=all_prompt_formats(), help=_prompt_format_help())
+    add_processor_options(parser, note="; without it: the preset's, else the family's default")
+    parser.add_argument("--max-length", type=int, help=_max_length_help())
     parser.add_argument(
         "--image-resize",
         type=int,
@@ -67,8 +122,7 @@ def _add_convert(subparsers) -> None:
     )
     parser.add_argument(
         "--processor",
-        help="folder or Hub id of the tokenizer and image processor (default: the preset's, e.g. llava-hf's for "
-        "VLM2Vec-LLaVa-Next, else --base)",
+        help="folder or Hub id of the tokenizer and image processor (default: the preset's, else --base)",
     )
     parser.add_argument("--dtype", default=None, help="e.g. float32, bfloat16 (default: the checkpoint's)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
@@ -86,12 +140,7 @@ def _run_convert(args: argparse.Namespace) -> None:
         prompt_format=args.prompt_format,
         max_length=args.max_length,
         image_resize=args.image_resize,
-        # Only the options given: each backbone family takes its own (an option it does not take is an error).
-        image_processor_options={
-            name: value
-            for name in ("min_pixels", "max_pixels", "num_crops")
-            if (value := getattr(args, name)) is not None
-        },
+        image_processor_options=given_processor_options(args),
         dtype=args.dtype,
         overwrite=args.overwrite,
         processor_source=args.processor,
@@ -128,19 +177,29 @@ def _add_init(subparsers) -> None:
         "init", help="write a small random-init VLM2Vec model folder (to train from scratch)"
     )
     parser.add_argument("--out", required=True)
-    parser.add_argument("--size", choices=["tiny", "mid"], default="tiny")
-    parser.add_argument("--family", choices=["qwen2_vl", "qwen2_5_vl", "phi3_v", "llava_next"], default="qwen2_vl")
+    parser.add_argument("--size", choices=init_size_choices(), default="tiny")
+    parser.add_argument(
+        "--family",
+        choices=init_family_choices(),
+        default=DEFAULT_MODEL_TYPE,
+        help="a backbone model_type (its default family) or a family name",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-pixels", type=int, help=f"Qwen2-VL image bounds (default {PUBLISHED_MIN_PIXELS})")
-    parser.add_argument("--max-pixels", type=int, help=f"Qwen2-VL image bounds (default {PUBLISHED_MAX_PIXELS})")
+    add_processor_options(parser)
     parser.add_argument("--overwrite", action="store_true")
 
 
 def _run_init(args: argparse.Namespace) -> None:
     from vlm2vec_hf.tiny import write_random_model
 
-    options = {name: getattr(args, name) for name in ("min_pixels", "max_pixels") if getattr(args, name)}
-    folder = write_random_model(args.out, args.size, args.family, args.seed, overwrite=args.overwrite, **options)
+    folder = write_random_model(
+        args.out,
+        size=args.size,
+        family=args.family,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        **given_processor_options(args),
+    )
     print(f"Wrote a random-init {args.size} {args.family} VLM2Vec model to {folder}")
 
 
@@ -227,12 +286,17 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `vlm2vec` parser with every command (no heavy import: see the module docstring)."""
     parser = argparse.ArgumentParser(prog="vlm2vec", description="VLM2Vec embedding models on Hugging Face.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add, _ in COMMANDS.values():
         add(subparsers)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         check_command(args)  # warns outside the tested versions; fails fast if the command needs a newer peft
         COMMANDS[args.command][1](args)

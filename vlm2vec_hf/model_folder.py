@@ -16,16 +16,19 @@ import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sentence_transformers import SentenceTransformer
-from transformers import PreTrainedTokenizerBase
-
-from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel, VLM2VecProcessor
 from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import PUBLISHED_MAX_PIXELS as PUBLISHED_MAX_PIXELS  # re-export
 from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import PUBLISHED_MIN_PIXELS as PUBLISHED_MIN_PIXELS  # re-export
 from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, get_family
-from vlm2vec_hf.st_module import MODULE_TYPE, VLM2VecEncoder, default_prompts
+
+# torch, transformers and sentence-transformers load in the functions that use them, so that importing this module
+# (the CLI's parser does, through the conversion presets) stays instant.
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
+
+    from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel, VLM2VecProcessor
 
 
 def make_processor(
@@ -43,6 +46,8 @@ def make_processor(
     backbone family (`backbone_family` by name, else that of `backbone_model_type`) builds it with
     `image_processor_options` (the family's `image_processor_options`: Qwen2-VL `min_pixels` / `max_pixels` in
     pixels, PIL backend; Phi-3.5-V `num_crops`). An option the family does not take is a ValueError naming it."""
+    from vlm2vec_hf.modeling_vlm2vec import VLM2VecProcessor
+
     family = get_family(backbone_model_type, backbone_family)
     family.check_image_processor_options(image_processor_options)
     tokenizer.chat_template = None  # VLM2Vec feeds raw prompt strings; a backbone's chat template would mislead
@@ -75,6 +80,10 @@ def write_model_folder(
     `verify(staging_folder)`, if given, runs on the complete written folder before the move: an error it raises
     leaves `out_dir` as it was (an existing folder untouched) and no staging folder behind.
     """
+    from sentence_transformers import SentenceTransformer
+
+    from vlm2vec_hf.st_module import VLM2VecEncoder, default_prompts
+
     out_dir = Path(out_dir)
     restore_interrupted_replace(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -147,6 +156,8 @@ def apply_umask_modes(folder: str | os.PathLike) -> None:
 def _point_modules_json_at_root_file(folder: Path) -> None:
     # Saved from this installed package, the module's type would be `vlm2vec_hf.st_module...`, which a process
     # without this project cannot import; the copy at the root is what a Hub repository must use.
+    from vlm2vec_hf.st_module import MODULE_TYPE
+
     modules_path = folder / "modules.json"
     modules = json.loads(modules_path.read_text())
     modules[0]["type"] = MODULE_TYPE
@@ -187,4 +198,6 @@ def _replace_folder(new: Path, target: Path) -> None:
 
 def load_sentence_transformer(folder_or_repo: str | os.PathLike, **kwargs) -> SentenceTransformer:
     """`SentenceTransformer(folder_or_repo, trust_remote_code=True, **kwargs)`: the code it runs is the folder's."""
+    from sentence_transformers import SentenceTransformer
+
     return SentenceTransformer(str(folder_or_repo), trust_remote_code=True, **kwargs)
