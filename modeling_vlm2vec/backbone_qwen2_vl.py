@@ -244,7 +244,12 @@ class Qwen2VLFamily(BackboneFamily):
     def preprocess_videos(self, image_processor, videos: list[list[Image.Image]]) -> dict[str, torch.Tensor]:
         """Prepared clips -> `pixel_values_videos` `(total_patches, 3 * temporal_patch * patch * patch)` (rows in
         (t, h / merge, w / merge, merge, merge) order, values in (channel, time, patch, patch) order, as the stock
-        video processor lays them out) and `video_grid_thw` `(num_videos, 3)`."""
+        video processor lays them out) and `video_grid_thw` `(num_videos, 3)`.
+
+        Not transformers' video processor: it needs torchvision, which shipped files may not import, and its patchify
+        must match bit for bit."""
+        import torch
+
         patch, merge = image_processor.patch_size, image_processor.merge_size
         temporal = image_processor.temporal_patch_size
         mean = np.asarray(image_processor.image_mean, dtype=np.float32).reshape(1, -1, 1, 1)
