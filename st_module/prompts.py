@@ -22,9 +22,15 @@ def _read_table(path: Path = TABLE) -> list[dict[str, str]]:
     """The table's rows (`mmeb_task`, `instruction`, `mteb_prompt_name`); `#` lines are comments."""
     with path.open(encoding="utf-8", newline="") as stream:
         rows = list(csv.DictReader(line for line in stream if not line.startswith("#")))
+    tasks, saved = set(), {"query", "document"}
     for number, row in enumerate(rows, start=1):
-        if None in row or None in row.values() or not row["mmeb_task"] or not row["instruction"]:
+        if None in row or None in row.values() or not row.get("mmeb_task") or not row.get("instruction"):
             raise ValueError(f"{path}: data row {number} needs mmeb_task, instruction, mteb_prompt_name: {row}")
+        task, name = row["mmeb_task"], row["mteb_prompt_name"]
+        if task in tasks or name in saved:
+            raise ValueError(f"{path}: data row {number} repeats the name {task if task in tasks else name!r}")
+        tasks.add(task)
+        saved |= {name} - {""}
     return rows
 
 

@@ -14,14 +14,15 @@ from datasets import Dataset
 from PIL import Image
 
 from vlm2vec_hf.st_module import MMEB_INSTRUCTIONS, MTEB_PROMPT_NAMES, default_prompts
+from vlm2vec_hf.st_module.prompts import TABLE, _read_table
 
-mteb = pytest.importorskip("mteb", reason="mteb is the [mteb] extra: pip install -e '.[dev,mteb]' -c constraints.txt")
-
-from mteb.abstasks.retrieval import AbsTaskRetrieval  # noqa: E402
-from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData  # noqa: E402
-from mteb.models import ModelMeta, SentenceTransformerEncoderWrapper  # noqa: E402
-from mteb.models.abs_encoder import AbsEncoder  # noqa: E402
-from mteb.types import PromptType  # noqa: E402
+try:
+    import mteb
+except ImportError:  # the table tests below still run
+    mteb = None
+needs_mteb = pytest.mark.skipif(
+    mteb is None, reason="mteb is the [mteb] extra: pip install -e '.[dev,mteb]' -c constraints.txt"
+)
 
 # The mini-MMEB subset and the mteb task it stands in for: image -> caption among every caption (MMEB's MSCOCO_i2t).
 SUBSET, MMEB_TASK = "Photos_i2t", "MSCOCO_i2t"
@@ -32,13 +33,48 @@ def _warnings_from_mteb(caught: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in caught if "mteb" in w.filename.replace("\\", "/").split("/")]
 
 
+def test_the_table_saves_query_document_and_the_mteb_named_instructions():
+    assert len(MMEB_INSTRUCTIONS) == 36 and MMEB_INSTRUCTIONS["A-OKVQA"].endswith("with the following question:")
+    assert default_prompts() == {
+        "query": "",
+        "document": "",
+        **{name: MMEB_INSTRUCTIONS[task] for task, name in MTEB_PROMPT_NAMES.items()},
+    }
+    assert default_prompts()["MSCOCOT2IRetrieval-query"] == MMEB_INSTRUCTIONS["MSCOCO_t2i"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda rows: rows + [rows[-1]], "data row 37 repeats the name 'Visual7W-Pointing'"),
+        (lambda rows: rows + ["Extra,An instruction.,Imagenet1k"], "data row 37 repeats the name 'Imagenet1k'"),
+        (lambda rows: rows + ["Extra,An instruction.,query"], "data row 37 repeats the name 'query'"),
+        (lambda rows: rows + ["Extra,,"], "data row 37 needs mmeb_task, instruction"),
+        (lambda rows: rows + ["Extra"], "data row 37 needs mmeb_task, instruction"),
+    ],
+    ids=["repeated MMEB task", "repeated saved name", "saved as query", "no instruction", "missing cells"],
+)
+def test_a_bad_table_row_is_an_error_naming_it(edit, message, tmp_path):
+    lines = TABLE.read_text().splitlines()
+    comments = [line for line in lines if line.startswith("#")]
+    rows = [line for line in lines if not line.startswith("#")]
+    bad = tmp_path / "table.csv"
+    bad.write_text("\n".join(comments + edit(rows)) + "\n")
+    with pytest.raises(ValueError, match=message):
+        _read_table(bad)
+
+
+@needs_mteb
 def test_every_saved_prompt_name_is_one_mteb_accepts():
+    from mteb.models.abs_encoder import AbsEncoder
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         AbsEncoder.validate_task_to_prompt_name(default_prompts())  # raises KeyError naming an invalid key
     assert _warnings_from_mteb(caught) == []
 
 
+@needs_mteb
 def test_each_mteb_name_is_the_same_image_task():
     """Retrieval instructions go to mteb's query side only (`-query`); classification ones (mteb encodes only the
     images, with no prompt type) under the bare task name."""
@@ -61,9 +97,12 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-def _local_task(mini_mmeb) -> tuple[AbsTaskRetrieval, int]:
+def _local_task(mini_mmeb):
     """mteb's own MSCOCOI2TRetrieval task (its name, type and modalities) on mini-MMEB's Photos_i2t pairs: every
     query image against the one pool of captions, the gold caption relevant; and its number of queries."""
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+    from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
+
     rows = pd.read_parquet(mini_mmeb / "eval" / SUBSET / "test.parquet")
     assert {text.removeprefix(IMAGE_TAG).strip() for text in rows["qry_text"]} == {MMEB_INSTRUCTIONS[MMEB_TASK]}
     captions = sorted(set(rows["tgt_text"].iloc[0]))
@@ -93,10 +132,14 @@ def _local_task(mini_mmeb) -> tuple[AbsTaskRetrieval, int]:
     return LocalImageToCaption(), len(rows)
 
 
+@needs_mteb
 @pytest.mark.slow
 def test_mteb_evaluate_on_a_local_image_task_equals_vlm2vec_eval(
     tiny_random_model_dir, mini_mmeb, tmp_path, no_network
 ):
+    from mteb.models import ModelMeta, SentenceTransformerEncoderWrapper
+    from mteb.types import PromptType
+
     from vlm2vec_hf.cli import main
 
     # A local folder: mteb reads modalities only from the Hub, so the ModelMeta names them (docs/mteb.md).
