@@ -135,8 +135,9 @@ print(model.similarity(queries, texts), model.similarity(images, texts))
 ```
 
 Instructions go in with `prompt=` or by name with `prompt_name=`; the model ships {len(prompts)} named prompts
-(the MMEB task instructions: {", ".join(sorted(prompts)[:6])}, ...). A plain string without a prompt is embedded as
-is, as the reference embeds its text targets.
+(the MMEB task instructions that mteb has a task for, under mteb's task names, so mteb applies them:
+{", ".join(sorted(prompts)[:6])}, ...). A plain string without a prompt is embedded as is, as the reference embeds its
+text targets.
 
 ### transformers
 

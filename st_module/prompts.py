@@ -1,65 +1,51 @@
-"""MMEB task instructions, usable by name: `model.encode(inputs, prompt_name="ImageNet-1K")`.
+"""MMEB task instructions, read from `mmeb_instructions.csv` (the table, its sources and the mteb names are there).
 
-Each value is the instruction alone (no image tag, no trailing space); `VLM2VecProcessor.format_prompt` places it
-the way the reference does. The 20 MMEB-train subsets' query instructions are `INSTRUCTION_DICT[subset][0]` of the
-reference (`v1:archive/instruction_dict.py`, REFERENCE.md section 2.6). The out-of-distribution datasets' instructions
-(Place365 ... Visual7W-Pointing without MMEB-train data) are the MMEB-eval `qry_text` wording as we know it, not
-checked against the parquet files offline; evaluation always uses the strings stored in the data. Image candidates
-use the target instruction `"Represent the given image."`.
+Each instruction is the instruction alone (no image tag, no trailing space); `VLM2VecProcessor.format_prompt` places
+it the way the reference does. Image candidates use the target instruction `"Represent the given image."`.
+
+A model folder saves, as named prompts, `query` / `document` (empty: raw input) and the instructions of the MMEB
+tasks that mteb also has, under mteb's name for them (`model.encode(x, prompt_name="VisualNewsT2IRetrieval-query")`),
+so that mteb accepts every saved name and applies the instruction by itself. The other MMEB instructions are not
+saved as names (mteb would warn about each); pass them with `prompt=`: `prompt=MMEB_INSTRUCTIONS["A-OKVQA"]`.
 """
 
 from __future__ import annotations
 
-QA_INSTRUCTION = "Represent the given image with the following question:"
-IMAGE_TARGET_INSTRUCTION = "Represent the given image."
+import csv
+from pathlib import Path
 
-MMEB_INSTRUCTIONS: dict[str, str] = {
-    # Classification
-    "ImageNet-1K": "Represent the given image for classification.",
-    "N24News": "Represent the given news image with the following caption for domain classification:",
-    "HatefulMemes": (
-        "Represent the given image for binary classification to determine whether it constitutes hateful speech or not."
-    ),
-    "VOC2007": "Identify the object shown in the image",
-    "SUN397": "Identify the scene shown in the image.",
-    "Place365": "Identify the scene shown in the image.",
-    "ImageNet-A": "Represent the given image for classification.",
-    "ImageNet-R": "Represent the given image for classification.",
-    "ObjectNet": "Identify the object shown in the image.",
-    "Country211": "Identify the country depicted in the image.",
-    # Visual question answering
-    "OK-VQA": QA_INSTRUCTION,
-    "A-OKVQA": QA_INSTRUCTION,
-    "DocVQA": QA_INSTRUCTION,
-    "InfographicsVQA": QA_INSTRUCTION,
-    "ChartQA": QA_INSTRUCTION,
-    "Visual7W": QA_INSTRUCTION,
-    "ScienceQA": QA_INSTRUCTION,
-    "VizWiz": QA_INSTRUCTION,
-    "GQA": QA_INSTRUCTION,
-    "TextVQA": QA_INSTRUCTION,
-    # Retrieval
-    "VisDial": "Represent the given dialogue about an image, which is used for image retrieval:",
-    "CIRR": "Given an image, find a similar everyday image with the described changes:",
-    "VisualNews_t2i": "Retrieve an image of this news caption.",
-    "VisualNews_i2t": "Find a caption for the news in the given photo.",
-    "MSCOCO_t2i": "Find me an everyday image that matches the given caption:",
-    "MSCOCO_i2t": "Find an image caption describing the given everyday image.",
-    "NIGHTS": "Find a day-to-day image that looks similar to the provided image.",
-    "WebQA": "Find a Wikipedia image that answers this question:",
-    "FashionIQ": "Find an image to match the fashion image and style note:",
-    "Wiki-SS-NQ": "Find the document screenshot that can answer the given query:",
-    "OVEN": "Retrieve a Wikipedia image-description pair that provides evidence for the question of this image:",
-    "EDIS": "Find a news image that matches the provided caption:",
-    # Visual grounding
-    "MSCOCO": "Select the portion of the image that isolates the object labeled as",
-    "RefCOCO": "Select the portion of the image that follows the language expressions.",
-    "RefCOCO-Matching": "Select the portion of the image that follows the language expressions:",
-    "Visual7W-Pointing": "Select the portion of the image that answers the question:",
+IMAGE_TARGET_INSTRUCTION = "Represent the given image."
+TABLE = Path(__file__).with_name("mmeb_instructions.csv")
+
+
+def _read_table(path: Path = TABLE) -> list[dict[str, str]]:
+    """The table's rows (`mmeb_task`, `instruction`, `mteb_prompt_name`); `#` lines are comments."""
+    with path.open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(line for line in stream if not line.startswith("#")))
+    tasks, saved = set(), {"query", "document"}
+    for number, row in enumerate(rows, start=1):
+        if None in row or None in row.values() or not row.get("mmeb_task") or not row.get("instruction"):
+            raise ValueError(f"{path}: data row {number} needs mmeb_task, instruction, mteb_prompt_name: {row}")
+        task, name = row["mmeb_task"], row["mteb_prompt_name"]
+        if task in tasks or name in saved:
+            raise ValueError(f"{path}: data row {number} repeats the name {task if task in tasks else name!r}")
+        tasks.add(task)
+        saved |= {name} - {""}
+    return rows
+
+
+_ROWS = _read_table()
+
+MMEB_INSTRUCTIONS: dict[str, str] = {row["mmeb_task"]: row["instruction"] for row in _ROWS}
+"""The 36 MMEB datasets' query instructions, by MMEB name (`"A-OKVQA"`, `"VisualNews_t2i"`, ...)."""
+
+MTEB_PROMPT_NAMES: dict[str, str] = {
+    row["mmeb_task"]: row["mteb_prompt_name"] for row in _ROWS if row["mteb_prompt_name"]
 }
+"""MMEB name -> the name its instruction is saved under (mteb's task name, `-query` on the retrieval ones)."""
 
 
 def default_prompts() -> dict[str, str]:
-    """The prompts saved with every model: `query` / `document` (empty: raw input) plus every MMEB instruction
-    and the image-target instruction under `"image_target"`."""
-    return {"query": "", "document": "", "image_target": IMAGE_TARGET_INSTRUCTION, **MMEB_INSTRUCTIONS}
+    """The prompts saved with every model: `query` / `document` (empty: raw input) plus the MMEB instructions that
+    mteb has a task for, under mteb's names (see `MTEB_PROMPT_NAMES`)."""
+    return {"query": "", "document": "", **{name: MMEB_INSTRUCTIONS[task] for task, name in MTEB_PROMPT_NAMES.items()}}

@@ -83,7 +83,10 @@ def _push_target(push_to: str | None) -> str | None:
 
 
 def _similarities(model) -> np.ndarray:
-    images = model.encode([str(BUNDLED_IMAGES / f) for f in DEMO_IMAGES.values()], prompt_name="MSCOCO_i2t")
+    from vlm2vec_hf.st_module import MMEB_INSTRUCTIONS
+
+    images = [str(BUNDLED_IMAGES / f) for f in DEMO_IMAGES.values()]
+    images = model.encode(images, prompt=MMEB_INSTRUCTIONS["MSCOCO_i2t"])
     texts = model.encode(DEMO_TEXTS)
     scores = model.similarity(images, texts).numpy()
     print("\nimage (instruction 'MSCOCO_i2t') -> caption, cosine similarity, trained model:")
