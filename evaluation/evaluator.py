@@ -27,8 +27,8 @@ from vlm2vec_hf.evaluation.metrics import hit_at_1, mean_metrics, rank, ranking_
 
 logger = logging.getLogger(__name__)
 PROTOCOLS = ("v1", "v2")
-# Clips per video `encode` call: the processor's default 1 GiB clip cache holds 32 clips of 8 frames at Qwen2-VL's
-# largest frame (1,003,520 px, 24 MB a clip), so every item of a call finds its clip prepared.
+# Clips per video `encode` call: the processor's default 1 GiB clip cache holds 32 clips of 8 frames at the published
+# V2 models' largest frame (1,003,520 px, 24 MB a clip), so every item of a call finds its clip prepared.
 CLIPS_PER_CALL = 32
 
 

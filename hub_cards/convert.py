@@ -1,7 +1,7 @@
-"""`vlm2vec convert`: a stock or published backbone checkpoint (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V, LLaVA-Next;
-optionally plus a LoRA / DoRA adapter) as a complete VLM2Vec model folder.
+"""`vlm2vec convert`: a stock or published backbone checkpoint of any registered family (optionally plus a LoRA /
+DoRA adapter) as a complete VLM2Vec model folder.
 
-* `convert_backbone(base, out)`: wrap the backbone as is (`prompt_format="gme"`: the GME recipe on a Qwen2-VL base).
+* `convert_backbone(base, out)`: wrap the backbone as is (a recipe's `prompt_format`: that recipe family).
 * `convert_backbone(base, out, adapter=FOLDER)`: also merge a published-style adapter (the reference's key layout,
   `adapter_model.safetensors` or a tensors-only `adapter_model.bin`) into the weights; see `adapter_conversion`.
 * `convert(out, base=..., adapter=..., preset=...)`: the command's entry point. It fills unset options from a
@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 # What an adapter download fetches: configs, code and the adapter weights, never full-model shards (the 7B V1 repo
 # also holds pytorch_model-*.bin, which `from_pretrained` never uses).
 ADAPTER_DOWNLOAD_PATTERNS = ("*.json", "*.py", *ADAPTER_WEIGHT_FILES)
-# What a base download fetches: configs, tokenizer files and the safetensors weights. The published Phi-3.5-V repos
-# hold the same weights again as pickle `.bin` shards (and remote code), which are never read.
+# What a base download fetches: configs, tokenizer files and the safetensors weights. Some published repos hold the
+# same weights again as pickle `.bin` shards (and remote code), which are never read.
 BASE_DOWNLOAD_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model")
 # Written by sentence-transformers: marks an adapter folder saved by `vlm2vec train --lora`.
 TRAINING_ADAPTER_MARKER = "config_sentence_transformers.json"
@@ -66,17 +66,14 @@ def convert_backbone(
 ) -> Path:
     """Write a VLM2Vec model folder at `out` from the backbone checkpoint at `base` (folder or Hub id).
 
-    The backbone family (Qwen2-VL, Qwen2.5-VL, Phi-3.5-V, LLaVA-Next) is detected from `base`'s `config.json`, or it
-    is the recipe family that owns `prompt_format` (`"gme"`: GME on Qwen2-VL, recorded as `backbone_family`); the
-    weights are loaded with its key mapping (Qwen: its own transformers class, which converts legacy key layouts;
-    Phi-3.5-V: the original names onto `Phi3Model` + `CLIPVisionModel` + glue; LLaVA-Next: transformers' own mapping;
-    an unmapped key being an error) and saved under `vlm.*`; the tokenizer and image-processor settings come from
-    `processor_source` (folder or Hub id, default `base`; the LLaVA-Next reference always uses
-    `llava-hf/llava-v1.6-mistral-7b-hf`'s), with `max_length` (tokens; 0: no truncation; None: the family's default,
-    e.g. GME's 1800, else none), `image_resize` ((width, height) every image is resized to first, the V1 protocol;
-    None: none) and `image_processor_options`, the family's own settings by name (Qwen2-VL: `min_pixels` /
-    `max_pixels` in pixels; Phi-3.5-V: `num_crops`; an option the family does not take is a ValueError, raised before
-    any weights load).
+    The backbone family is detected from `base`'s `config.json`, or it is the recipe family that owns
+    `prompt_format` (recorded as `backbone_family`); the weights are loaded with the family's `load_backbone` (its
+    key mapping; an unmapped key is an error) and saved under `vlm.*`; the tokenizer and image-processor settings
+    come from `processor_source` (folder or Hub id, default `base`; a preset may name another, as the reference
+    did), with `max_length` (tokens; 0: no truncation; None: the family's `default_max_length`), `image_resize`
+    ((width, height) every image is resized to first, the V1 protocol; None: none) and `image_processor_options`,
+    the family's own `processor_options` by name (an option the family does not take is a ValueError, raised
+    before any weights load).
     With `adapter`, the published-style adapter folder there is merged into the weights first (keys renamed by
     `key_mapping`, by default the family's `adapter_key_mapping`, merged in fp32, stored in `dtype`), and the saved
     file is re-read to check that it holds the merged weights.
@@ -88,7 +85,7 @@ def convert_backbone(
         raise ValueError(f"{adapter} was written by `vlm2vec train`: merge it with `convert(...)` / `vlm2vec convert`")
     image_processor_options = dict(image_processor_options or {})
     model_type = PreTrainedConfig.get_config_dict(base)[0].get("model_type")
-    family = family_for_prompt_format(model_type, prompt_format)  # e.g. "gme": the GME recipe on Qwen2-VL
+    family = family_for_prompt_format(model_type, prompt_format)  # a recipe's own format picks the recipe family
     family.check_image_processor_options(image_processor_options)
     family_name = saved_family_name(family, model_type)
     adapter_weights = read_adapter(adapter) if adapter is not None else None  # fail fast, before the base loads
@@ -118,8 +115,8 @@ def convert_backbone(
         raise OSError(f"cannot load the tokenizer / image processor from {processor_source}: {error}") from error
     # The merged weights are re-read in the staging folder, before it replaces `out`: a folder that would load with
     # the wrong weights is never moved into place, and an existing `out` (`overwrite`) stays as it was.
-    # Under the names `save_pretrained` writes: transformers reverts its load-time renaming (LLaVA-Next's LLM is
-    # saved as `vlm.language_model.model.*`), which `from_pretrained` maps back.
+    # Under the names `save_pretrained` writes: transformers reverts its load-time renaming (a backbone whose LLM it
+    # renames on load is saved under the original names), which `from_pretrained` maps back.
     saved_names = revert_weight_conversion(model, dict(merged)) if merged else {}
     verify = (lambda staging: check_saved_weights(staging, saved_names)) if merged else None
     folder = write_model_folder(model, processor, out, overwrite=overwrite, verify=verify)
@@ -214,7 +211,7 @@ def convert(
     `image_processor_options` (the family's image-processor settings, e.g. `min_pixels`, `num_crops`) overrides the
     preset's value of that key. `max_length=0` means no truncation (a preset's or the family's `max_length` otherwise
     applies); `image_resize=(0, 0)` likewise turns off a preset's fixed pre-resize. `processor_source` defaults to the
-    preset's (LLaVA-Next: llava-hf's), else `base`. Without `base` / `adapter`, the preset's
+    preset's, else `base`. Without `base` / `adapter`, the preset's
     Hub ids are downloaded (a preset without an adapter repo merges nothing). An adapter folder written by
     `vlm2vec train --lora` is merged by `merge_adapter_folder`, which takes the base, processor and prompts from
     that folder (`base` overrides the base).

@@ -1,11 +1,11 @@
 """What every backbone family of a VLM2Vec model shares: the `BackboneFamily` interface and the prompt rule.
 
-A family (`backbone_qwen2_vl.py`, `backbone_phi3_v.py`, `backbone_llava_next.py`) says how to build its backbone
-from `config.vlm_config`, how prompts name images, how images become pixel tensors, how prompts become token ids,
-which layers must not be split across devices, which linear layers LoRA adapts and how published checkpoint /
-adapter keys map onto our modules. `backbones.py` picks the family from `vlm_config.model_type`. This file is
-copied verbatim into every VLM2Vec model repository on the Hub, so it imports only `torch`, `transformers`, `numpy`
-and `PIL`.
+A family (one `backbone_<family>.py` module, plus the files it declares as `shipped_files`) says how to build its
+backbone from `config.vlm_config`, how prompts name images and videos, how media become pixel tensors, how prompts
+become token ids, which layers must not be split across devices, which linear layers LoRA adapts and how published
+checkpoint / adapter keys map onto our modules. `backbones.py` is the registry. This file is copied verbatim into
+every VLM2Vec model repository on the Hub, so it imports only `torch`, `transformers`, `numpy` and `PIL`; `torch`
+and `transformers` only where used, so the registry loads without them (the CLI starts at once).
 """
 
 from __future__ import annotations
@@ -180,9 +180,9 @@ class BackboneFamily(ABC):
 
     Declarations:
         name: the family's registry name. A folder records it (`backbone_family` in `config.json` and
-            `processor_config.json`) when it is not the default family of its `model_type`, e.g. the GME recipe.
-        display_name: how model cards name the backbone (e.g. `"Qwen2-VL"`); `display_names` overrides it per
-            `model_type` (e.g. `{"qwen2_5_vl": "Qwen2.5-VL"}`).
+            `processor_config.json`) when it is not the default family of its `model_type` (a recipe family).
+        display_name: how model cards name the backbone; `display_names` overrides it per `model_type` (a family
+            of several backbone versions).
         model_types: the `vlm_config.model_type` values of this family.
         modalities: what one input may hold, among `MODALITIES`; a family without `"video"` takes no video
             (`video_token` None) and the processor refuses videos for it.
@@ -335,7 +335,7 @@ class BackboneFamily(ABC):
 
     def check_image_processor_options(self, options: dict[str, Any]) -> None:
         """Raise a ValueError naming every key of `options` that is not one of this family's
-        `image_processor_options` (e.g. `num_crops` for a Qwen2-VL backbone)."""
+        `image_processor_options` (an option of another family's image processor)."""
         unknown = sorted(set(options) - set(self.image_processor_options))
         if unknown:
             known = ", ".join(self.image_processor_options) or "none"

@@ -188,7 +188,7 @@ def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
 
 
 def to_reference_rgb(image: Image.Image, resize_small: bool = True) -> Image.Image:
-    """Apply the reference's image preparation: the under-28-px resize (Qwen2-VL only: `resize_small`), then PIL
+    """Apply the reference's image preparation: the under-28-px resize (families that declare `resize_small_images`: `resize_small`), then PIL
     `convert("RGB")`.
 
     `convert("RGB")` drops an alpha channel (keeping the colour under transparent pixels), as transformers 4.52 did;

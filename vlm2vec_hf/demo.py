@@ -1,7 +1,7 @@
 """The main job (`vlm2vec demo`): the whole pipeline on the embedded default, offline.
 
 1. build the mini-MMEB set from images bundled with scikit-learn / scikit-image;
-2. build a tiny random-init Qwen2-VL VLM2Vec model;
+2. build a tiny random-init VLM2Vec model of the default backbone family;
 3. evaluate it before training (images: MMEB-V1 protocol; the video sets: MMEB-V2 protocol);
 4. train it with `vlm2vec train`'s code path on the V2-style mixture of image subsets and video tables
    (interleaved sub-batches, GradCache contrastive loss);
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, get_family
 from vlm2vec_hf.tiny import BUNDLED_IMAGES
 
 DEMO_IMAGES = {
@@ -130,7 +131,8 @@ def run_demo(out_dir: str | os.PathLike = "vlm2vec-demo", steps: int = 300, push
     data = build_mini_mmeb(out / "data")
     print(f"[1/7] mini-MMEB set: {data} (train/, train-video/, train-v2/, eval/, eval-v2/, eval-video/, images/)")
     initial = write_random_model(out / "initial-model", max_pixels=DEMO_MAX_PIXELS)
-    print(f"[2/7] random-init tiny Qwen2-VL VLM2Vec model (RANDOM weights): {initial}")
+    backbone = get_family().display_name_for(DEFAULT_MODEL_TYPE)
+    print(f"[2/7] random-init tiny {backbone} VLM2Vec model (RANDOM weights): {initial}")
     before, video_before = _evaluate(_load(initial), data, out / "eval-before", "random init")
     print(
         f"[3/7] before training (mini set): images (MMEB-V1 protocol) mean hit@1 "

@@ -44,8 +44,8 @@ def make_processor(
 ) -> VLM2VecProcessor:
     """A `VLM2VecProcessor` with the image processor of `image_processor_source` (or the family's defaults), as the
     backbone family (`backbone_family` by name, else that of `backbone_model_type`) builds it with
-    `image_processor_options` (the family's `image_processor_options`: Qwen2-VL `min_pixels` / `max_pixels` in
-    pixels, PIL backend; Phi-3.5-V `num_crops`). An option the family does not take is a ValueError naming it."""
+    `image_processor_options` (the family's `processor_options`, by name). An option the family does not take is a
+    ValueError naming it."""
     from vlm2vec_hf.modeling_vlm2vec import VLM2VecProcessor
 
     family = get_family(backbone_model_type, backbone_family)

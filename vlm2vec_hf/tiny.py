@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlm2vec_hf.modeling_vlm2vec.backbone_common import BackboneFamily
-from vlm2vec_hf.modeling_vlm2vec.backbones import NAMED_FAMILIES, all_families, get_family
+from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, NAMED_FAMILIES, all_families, get_family
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +48,7 @@ def resolve_init_family(family: str) -> tuple[BackboneFamily, str]:
     return found, family
 
 
-def tiny_tokenizer(family: str = "qwen2_vl") -> PreTrainedTokenizerBase:
+def tiny_tokenizer(family: str = DEFAULT_MODEL_TYPE) -> PreTrainedTokenizerBase:
     """The bundled small tokenizer a random model of `family` (a family name or model type) uses."""
     found, _ = resolve_init_family(family)
     if found.tiny_tokenizer is None:
@@ -56,7 +56,7 @@ def tiny_tokenizer(family: str = "qwen2_vl") -> PreTrainedTokenizerBase:
     return found.load_tokenizer(ASSETS / found.tiny_tokenizer)
 
 
-def backbone_config(size: str = "tiny", family: str = "qwen2_vl") -> PreTrainedConfig:
+def backbone_config(size: str = "tiny", family: str = DEFAULT_MODEL_TYPE) -> PreTrainedConfig:
     """A random backbone config of `size` for `family` (a family name or model type), wired to its bundled
     tokenizer's special-token ids."""
     found, model_type = resolve_init_family(family)
@@ -64,7 +64,7 @@ def backbone_config(size: str = "tiny", family: str = "qwen2_vl") -> PreTrainedC
 
 
 def random_backbone(
-    size: str = "tiny", family: str = "qwen2_vl", seed: int = 0, weight_std: float | None = 0.2
+    size: str = "tiny", family: str = DEFAULT_MODEL_TYPE, seed: int = 0, weight_std: float | None = 0.2
 ) -> torch.nn.Module:
     """A random base VLM of `family` (no LM head), eager attention.
 
@@ -91,7 +91,7 @@ def random_backbone(
 def write_random_model(
     out: str | Path,
     size: str = "tiny",
-    family: str = "qwen2_vl",
+    family: str = DEFAULT_MODEL_TYPE,
     seed: int = 0,
     overwrite: bool = False,
     **processor_options: Any,
