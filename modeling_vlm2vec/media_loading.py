@@ -188,8 +188,8 @@ def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
 
 
 def to_reference_rgb(image: Image.Image, resize_small: bool = True) -> Image.Image:
-    """Apply the reference's image preparation: the under-28-px resize (families that declare `resize_small_images`: `resize_small`), then PIL
-    `convert("RGB")`.
+    """Apply the reference's image preparation: the under-28-px resize (for families that declare
+    `resize_small_images`: `resize_small`), then PIL `convert("RGB")`.
 
     `convert("RGB")` drops an alpha channel (keeping the colour under transparent pixels), as transformers 4.52 did;
     transformers 5 composites on white instead, which changes embeddings.
