@@ -35,7 +35,7 @@ def write(tmp_path, text: str, name: str = "run.yaml"):
         ("matryoshka_dims: [64, 32.5]", "matryoshka_dims: expected a list of integers or null, got [64, 32.5]"),
         ("subsets: {Digits: 1}", "subsets: expected a list of strings or null, got {'Digits': 1}"),
         ("report_to: [tensorboard, 3]", "report_to: expected a list of strings, got ['tensorboard', 3]"),
-        ("lora_target_modules: 3", "lora_target_modules: expected a string or a list of strings, got 3"),
+        ("lora_target_modules: 3", "lora_target_modules: expected a string or a list of strings or null, got 3"),
     ],
 )
 def test_wrongly_typed_yaml_value_names_file_and_key(tmp_path, line, message):

@@ -358,7 +358,7 @@ def test_cli_convert_merges_a_training_adapter(fixture_model_dir, tmp_path):
     from vlm2vec_hf.training.adapters import reference_lora_config
 
     model = SentenceTransformer(str(fixture_model_dir), trust_remote_code=True, device="cpu")
-    model.add_adapter(reference_lora_config(r=4))
+    model.add_adapter(reference_lora_config(model[0].model.family, r=4))
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, parameter in model.named_parameters():

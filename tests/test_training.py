@@ -236,7 +236,7 @@ def test_lora_regex_keeps_qwen2_5_vl_vision_mlp_out():
     from vlm2vec_hf.training.adapters import reference_lora_config
 
     model = VLM2VecModel.from_backbone(random_backbone("tiny", family="qwen2_5_vl"))
-    model.add_adapter(reference_lora_config(r=2))
+    model.add_adapter(reference_lora_config(model.family, r=2))
     adapted = {name.rsplit(".lora_A", 1)[0] for name, _ in model.named_parameters() if ".lora_A." in name}
     assert adapted and all(".language_model." in name for name in adapted)
     assert {name.rsplit(".", 1)[1] for name in adapted} == {

@@ -1,9 +1,10 @@
 """LoRA / DoRA adapters as the reference VLM2Vec configures them, and merging a trained adapter into a full model.
 
 Reference (REFERENCE.md section 1.5): peft `LoraConfig(r, lora_alpha, lora_dropout, target_modules,
-init_lora_weights="gaussian", use_dora=True)`; defaults r=16, alpha=64, dropout=0.1 and the `main` target list,
-which on Qwen2-VL adapts the LLM's q/k/v/o/gate/up/down projections and nothing in the vision tower. Bare module
-names would also reach Qwen2.5-VL's vision MLP, so the targets are a regex scoped to `language_model`.
+init_lora_weights="gaussian", use_dora=True)`; defaults r=16, alpha=64, dropout=0.1 and the backbone family's
+reference target list (`lora_target_modules`). Bare module names could also reach a vision tower's MLP, so the
+targets are a regex scoped to the family's `lora_module_scopes` (the language model, unless the reference adapted
+the tower too).
 """
 
 from __future__ import annotations
@@ -15,18 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vlm2vec_hf.compat import check_peft_compatible
-from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import BackboneFamily
 
 if TYPE_CHECKING:  # peft (and torch) load when an adapter is built or merged: `TrainConfig` imports this module
     from peft import LoraConfig
 
-# The reference `main` defaults, as the Qwen2-VL family lists them.
-REFERENCE_TARGET_MODULES = ",".join(QWEN2_VL.lora_target_modules)
-
 
 def language_model_regex(target_modules: str | list[str], scopes: Sequence[str] = ("language_model",)) -> str:
     """A peft `target_modules` regex matching these module names inside `scopes` only: the LLM by default (never
-    the vision tower); a backbone family may add its own (Phi-3.5-V: the CLIP tower, as the v1 reference does)."""
+    the vision tower); a backbone family may add its own (a tower the reference adapted too)."""
     names = target_modules.split(",") if isinstance(target_modules, str) else list(target_modules)
     names = sorted({name.strip() for name in names if name.strip()})
     within = "|".join(re.escape(scope) for scope in scopes)
@@ -35,19 +33,22 @@ def language_model_regex(target_modules: str | list[str], scopes: Sequence[str] 
 
 
 def reference_lora_config(
+    family: BackboneFamily,
     r: int = 16,
     lora_alpha: int = 64,
     lora_dropout: float = 0.1,
-    target_modules: str | list[str] = REFERENCE_TARGET_MODULES,
+    target_modules: str | list[str] | None = None,
     use_dora: bool = True,
-    scopes: Sequence[str] = ("language_model",),
 ) -> LoraConfig:
-    """The reference's adapter configuration (DoRA, gaussian init), targets scoped to the language model.
+    """The reference's adapter configuration (DoRA, gaussian init) for a `family` backbone: `target_modules` (None:
+    the family's `lora_target_modules`) scoped to the family's `lora_module_scopes`.
 
     Every adapter the project attaches (`model.add_adapter(reference_lora_config(...))`) is built here, so this
     first checks that the installed peft is new enough for transformers' `add_adapter` (one clear error instead
-    of a failure deep inside training). `scopes`: the backbone family's `lora_module_scopes`.
+    of a failure deep inside training).
     """
+    scopes = family.lora_module_scopes
+    target_modules = target_modules or list(family.lora_target_modules)
     check_peft_compatible()
     from peft import LoraConfig
 

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import yaml
 
-from vlm2vec_hf.training.adapters import REFERENCE_TARGET_MODULES
-
 
 class ConfigError(ValueError):
     """A training option of the wrong type, an unknown key, or a YAML file that does not parse; the message is one
@@ -61,7 +59,8 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 64
     lora_dropout: float = 0.1
-    lora_target_modules: str | list[str] = REFERENCE_TARGET_MODULES  # comma-separated, or a YAML list
+    # comma-separated, or a YAML list; None: the backbone family's reference list
+    lora_target_modules: str | list[str] | None = None
     use_dora: bool = True
     merge: bool = False  # after a LoRA run, also write a merged, self-contained model to <output_dir>/merged
     # Optimisation (reference V2 defaults: lr 5e-5, warmup 100, linear, 5000 steps, batch 1024 over 8 GPUs).

@@ -30,7 +30,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from vlm2vec_hf.hub_cards.card import write_model_card
 from vlm2vec_hf.hub_cards.push import push_model_folder
-from vlm2vec_hf.training.adapters import REFERENCE_TARGET_MODULES, merge_adapter_folder, reference_lora_config
+from vlm2vec_hf.modeling_vlm2vec.backbones import family_of
+from vlm2vec_hf.training.adapters import merge_adapter_folder, reference_lora_config
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.data import combine, load_mmeb_train
 from vlm2vec_hf.training.sampler import interleaved_sampler
@@ -60,21 +61,17 @@ def build_loss(model: SentenceTransformer, config: TrainConfig) -> nn.Module:
 def load_model(config: TrainConfig) -> SentenceTransformer:
     model = SentenceTransformer(config.model, trust_remote_code=True)
     if config.lora:
-        family = getattr(model[0].model, "family", None)
-        target_modules = config.lora_target_modules
-        if family is not None and target_modules == REFERENCE_TARGET_MODULES:
-            # The default list: the family's own reference list (the v1 list on LLaVA-Next, whose Mistral MLP the
-            # `main` list's gate_proj / up_proj would also adapt); Qwen2-VL's is the default itself.
-            target_modules = ",".join(family.lora_target_modules)
+        # The registry's family of the folder's backbone (also for folders written before families existed).
+        vlm2vec_config = model[0].model.config
+        family = family_of(vlm2vec_config.vlm_config, getattr(vlm2vec_config, "backbone_family", None))
         model.add_adapter(
             reference_lora_config(
+                family,
                 r=config.lora_r,
                 lora_alpha=config.lora_alpha,
                 lora_dropout=config.lora_dropout,
-                target_modules=target_modules,
+                target_modules=config.lora_target_modules,
                 use_dora=config.use_dora,
-                # Folders written before backbone families existed hold Qwen2-VL models: LLM only.
-                scopes=getattr(family, "lora_module_scopes", ("language_model",)),
             )
         )
     return model
