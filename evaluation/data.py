@@ -33,6 +33,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -40,8 +41,8 @@ from datasets.data_files import (
     SPLIT_PATTERN_SHARDED,
     DataFilesDict,
     DataFilesList,
-    EmptyDatasetError,
-    get_data_patterns,
+    _get_data_files_patterns,
+    resolve_pattern,
     sanitize_patterns,
 )
 
@@ -138,16 +139,20 @@ def _holds_data_file(folder: Path, extensions: tuple[str, ...]) -> bool:
 
 def split_files(folder: str | os.PathLike, split: str, extensions: tuple[str, ...] = DATA_EXTENSIONS) -> list[str]:
     """The data files of `split` in `folder` (sorted absolute paths; [] if none), found as `datasets` finds a
-    dataset's splits: `get_data_patterns` (`<split>.parquet`, `<split>/*`, `data/<split>-00000-of-00001.parquet`,
-    `<split>-00000-of-00001.parquet`, the split's synonyms such as `eval` for `test`; hidden files and README.md
-    ignored), kept to files ending in one of `extensions`."""
+    dataset's splits (`<split>.parquet`, `<split>/*`, `data/<split>-00000-of-00001.parquet`,
+    `<split>-00000-of-00001.parquet`, the split's synonyms such as `eval` for `test`; hidden files ignored), searching
+    only the files ending in one of `extensions`, so a `test/` image folder does not stand for the `test` split."""
     folder = Path(folder)
     if not _holds_data_file(folder, extensions):
         return []
     base = folder.resolve().as_posix()
+    # `get_data_patterns` would pick the first pattern group matching any file, so a `test/` image folder beside
+    # `test.parquet` hid the table; the same search over data files only takes the table.
     try:
-        patterns = sanitize_patterns(get_data_patterns(base))
-    except EmptyDatasetError:
+        patterns = sanitize_patterns(
+            _get_data_files_patterns(partial(resolve_pattern, base_path=base, allowed_extensions=list(extensions)))
+        )
+    except FileNotFoundError:
         return []
     if split not in patterns:
         return []
