@@ -35,24 +35,15 @@ import datasets
 
 from vlm2vec_hf.evaluation import prompts_video
 from vlm2vec_hf.evaluation.data import EvalDataError, EvalDataset, Item, _ImageRoot
+from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import FRAME_FILE_EXTENSIONS, list_frame_files
 
 VIDEO_COLUMNS = ("qry_video", "tgt_video")
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 def is_video_table(table: datasets.Dataset) -> bool:
     """Whether a table is in the video layout (it has a `qry_video` or `tgt_video` column)."""
     return any(column in table.column_names for column in VIDEO_COLUMNS)
-
-
-def frame_files(folder: str | os.PathLike) -> list[str]:
-    """The frame images of a clip folder (sorted names; hidden files ignored)."""
-    return sorted(
-        entry.name
-        for entry in os.scandir(folder)
-        if entry.is_file() and entry.name.lower().endswith(FRAME_EXTENSIONS) and not entry.name.startswith(".")
-    )
 
 
 class ClipRoot:
@@ -71,8 +62,10 @@ class ClipRoot:
         if path in self._found:
             return path
         if os.path.isdir(path):
-            if not frame_files(path):
-                raise EvalDataError(f"{name} row {row}: clip folder {path!r} holds no frame images {FRAME_EXTENSIONS}")
+            if not list_frame_files(path):
+                raise EvalDataError(
+                    f"{name} row {row}: clip folder {path!r} holds no frame images {FRAME_FILE_EXTENSIONS}"
+                )
         elif not os.path.isfile(path):
             raise EvalDataError(f"{name} row {row}: clip {path!r} does not exist (a frame folder or a video file)")
         elif not path.lower().endswith(VIDEO_EXTENSIONS):

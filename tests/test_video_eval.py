@@ -371,3 +371,15 @@ def test_momentseeker_queries_are_text_image_or_clip_with_their_own_instructions
 
 def clips_abs(root: Path, name: str) -> str:
     return str(root / "frames" / name)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".tif", ".ppm"])
+def test_clip_folders_of_any_frame_format_the_model_reads_are_accepted(video_root, suffix):
+    """The eval check lists frames as the processor does (`list_frame_files`): it once rejected these formats."""
+    folder = video_root / "frames" / f"only{suffix}"
+    folder.mkdir()
+    for index in range(2):
+        Image.new("RGB", (8, 8), "red").save(folder / f"{index:04d}{suffix}")
+    write_rows(video_root, "MSVD", [{"qry_text": "x", "qry_video": "", "tgt_video": [f"frames/only{suffix}"]}])
+    (loaded,) = load_mmeb_eval(video_root, video_root, names=["MSVD"])
+    assert loaded.corpus == [(CANDIDATE, "", str(folder))]

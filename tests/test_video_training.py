@@ -18,6 +18,7 @@ from torch.utils.data import BatchSampler, ConcatDataset, SequentialSampler
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
+from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import FRAME_FILE_EXTENSIONS
 from vlm2vec_hf.training import mini_mmeb as mini
 from vlm2vec_hf.training.data import MMEBDataError, combine, load_mmeb_train
 from vlm2vec_hf.training.sampler import InterleavedSubBatchSampler
@@ -209,7 +210,7 @@ def test_unusable_video_rows_are_reported_with_subset_and_row(mini_mmeb, tmp_pat
         load(["Shapes", "Shapes-video"])
     lines = str(error.value).splitlines()
     assert lines[0] == "7 unusable MMEB-train rows:"
-    no_frames = "holds no frames (.jpg, .jpeg, .png, .bmp, .webp, .gif, .tif, .tiff files)"
+    no_frames = f"holds no frames ({', '.join(FRAME_FILE_EXTENSIONS)} files)"
     undecodable = f"video file {str(frames / 'broken.mp4')!r} cannot be decoded: "
     for side, offset in (("Shapes row {} (query)", 1), ("Shapes-video row {} (positive)", 5)):
         assert lines[offset] == f"{side.format(1)}: video {str(frames / rows[1]['video'])!r} does not exist"
@@ -373,3 +374,15 @@ def test_mini_mmeb_train_v2_holds_the_image_subsets_and_the_video_tables_in_one_
     assert {name: len(rows) for name, rows in mixture.items() if name in manifest["train"]} == manifest["train"]
     assert len(mixture["Shapes-video"]) == manifest["train-video"]["rows"]["Shapes"]
     assert mixture["Shapes"][0]["query"]["video"] and mixture["Faces"][0]["query"]["image"]
+
+
+def test_the_frame_check_lists_frames_as_the_model_reads_them(tmp_path):
+    """Hidden files do not count as frames (the processor skips them); `.ppm` frames, which it reads, do."""
+    from vlm2vec_hf.training.data import video_problem
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    Image.new("RGB", (8, 8)).save(clip / ".0000.png")
+    assert "holds no frames" in video_problem(str(clip))
+    Image.new("RGB", (8, 8)).save(clip / "0001.ppm")
+    assert video_problem(str(clip)) is None

@@ -36,6 +36,9 @@ from pathlib import Path
 
 import datasets
 
+# Frame listing as the model reads clips (moves to the media-loading module with the core refactor).
+from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import FRAME_FILE_EXTENSIONS, list_frame_files
+
 MMEB_IMAGE_TAG = "<|image_1|>"
 REQUIRED_COLUMNS = ("qry", "qry_image_path", "pos_text", "pos_image_path")
 NEGATIVE_COLUMNS = ("neg_text", "neg_image_path")
@@ -59,7 +62,6 @@ REFERENCE_VIDEO_SUBSETS = {
     "video_caption_300k-video": ("video_caption_300k", "video"),
     "video_qa_240k": ("video_qa_240k", "qa"),
 }
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -217,8 +219,8 @@ def video_problem(path: str) -> str | None:
     """Why a clip cannot be used, or None: a frame folder must hold frame images, a video file a decodable frame."""
     clip = Path(path)
     if clip.is_dir():
-        if not any(entry.suffix.lower() in FRAME_EXTENSIONS for entry in clip.iterdir() if entry.is_file()):
-            return f"frame folder {path!r} holds no frames ({', '.join(FRAME_EXTENSIONS)} files)"
+        if not list_frame_files(clip):
+            return f"frame folder {path!r} holds no frames ({', '.join(FRAME_FILE_EXTENSIONS)} files)"
         return None
     if not clip.is_file():
         return f"video {path!r} does not exist"
