@@ -23,7 +23,7 @@ from transformers import AutoTokenizer
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
-from .backbone_common import MMEB_IMAGE_TAG, PROMPT_FORMATS, PromptRowError, format_prompt
+from .backbone_common import MMEB_IMAGE_TAG, MMEB_VIDEO_TAG, PROMPT_FORMATS, PromptRowError, format_prompt
 from .backbone_qwen2_vl import IMAGE_TOKEN, VIDEO_TOKEN
 from .backbones import DEFAULT_MODEL_TYPE, get_family
 
@@ -427,6 +427,8 @@ class VLM2VecProcessor(ProcessorMixin):
     ) -> str:
         """[`format_prompt`] with this processor's prompt format and its backbone's image / video placeholders
         (a video: `"<|video_pad|> " + instruction [+ " " + text]` in both formats, as VLM2Vec-V2 builds it)."""
+        if self.video_token and text:
+            text = text.replace(MMEB_VIDEO_TAG, self.video_token)
         if not num_videos:
             return self.family.format_prompt(text, instruction, num_images, self.prompt_format)
         self._require_video()
@@ -552,6 +554,8 @@ class VLM2VecProcessor(ProcessorMixin):
                 raise PromptRowError(row, f"prompt must be a string, got {type(prompt).__name__}")
         if MMEB_IMAGE_TAG != self.image_token:
             texts = [prompt.replace(MMEB_IMAGE_TAG, self.image_token) for prompt in texts]
+        if self.video_token:
+            texts = [prompt.replace(MMEB_VIDEO_TAG, self.video_token) for prompt in texts]
         placeholders = [self.family.count_placeholders(prompt) for prompt in texts]
         if sum(placeholders) != len(images):
             raise ValueError(

@@ -7,7 +7,8 @@ are relative to an image root. Read from a local folder (`<root>/<subset>/<split
 when online, from a Hub dataset (`TIGER-Lab/MMEB-train`, one config per subset).
 
 Output columns, each value `{"text": str | None, "image": absolute path | None}`: `query`, `positive` and, with
-hard negatives, `negative`. The `<|image_1|>` tag is swapped for the backbone's image token.
+hard negatives, `negative`. The texts keep MMEB's `<|image_1|>` tag; the model's processor swaps it for its
+backbone's image token.
 
 MMEB-V2's video subsets (REFERENCE.md section 3.5; the reference's `llavahound_dataset_caption.py` /
 `llavahound_dataset_qa.py`) are LLaVA-Hound tables in the same folder layout: columns `id`, `video` (a frame folder
@@ -17,15 +18,15 @@ in as `<root>/video_caption_300k/original.jsonl` and `<root>/video_qa_240k/origi
 `video_240k_caption_15k.jsonl`):
 
 * `<folder>` or `<folder>-caption` (reference: `video_caption_300k`), video -> caption: query = the human turn with
-  `<video>` -> the video token, plus the clip; positive = the gpt turn (text).
+  `<video>` -> MMEB's video tag `<|video_1|>`, plus the clip; positive = the gpt turn (text).
 * `<folder>-video` (`video_caption_300k-video`), caption -> video: query = `VRET_QUERY_PROMPT` + the gpt turn (text);
-  positive = `VRET_TARGET_PROMPT` + the video token, plus the clip.
-* `<folder>-qa` (`video_qa_240k`), video QA: query = `QA_QUERY_PROMPT` + the human turn (`<video>` -> token), plus the
+  positive = `VRET_TARGET_PROMPT` + the video tag, plus the clip.
+* `<folder>-qa` (`video_qa_240k`), video QA: query = `QA_QUERY_PROMPT` + the human turn (`<video>` -> tag), plus the
   clip; positive = the gpt turn (the answer).
 
 Video sides are `{"text": str | None, "video": absolute path | None}`; the prompts are the reference's, with the video
-token where it puts it (so they are complete prompts, embedded as they are). The reference's video rows have no hard
-negatives.
+tag where it puts its video token (so they are complete prompts; the processor maps the tag to its video token). The
+reference's video rows have no hard negatives.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ from pathlib import Path
 
 import datasets
 
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG, MMEB_VIDEO_TAG
+
 # Frame listing as the model reads clips (moves to the media-loading module with the core refactor).
 from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import FRAME_FILE_EXTENSIONS, list_frame_files
 
-MMEB_IMAGE_TAG = "<|image_1|>"
 REQUIRED_COLUMNS = ("qry", "qry_image_path", "pos_text", "pos_image_path")
 NEGATIVE_COLUMNS = ("neg_text", "neg_image_path")
 SPLITS = ("original", "diverse_instruction", "train")
@@ -124,18 +126,17 @@ def load_raw_subset(source: str | os.PathLike, subset: str, split: str = "origin
     return datasets.load_dataset(str(source), subset, split=split)
 
 
-def _side(text: str | None, image: str | None, image_root: Path, image_token: str) -> dict:
-    text = text.replace(MMEB_IMAGE_TAG, image_token) if text else None
+def _side(text: str | None, image: str | None, image_root: Path) -> dict:
     return {"text": text or None, "image": str(image_root / image) if image else None}
 
 
 def to_training_columns(
     raw: datasets.Dataset,
     image_root: str | os.PathLike,
-    image_token: str = "<|image_pad|>",
     hard_negatives: bool = False,
 ) -> datasets.Dataset:
-    """MMEB-train columns -> `query` / `positive` (/ `negative`) columns of `{"text", "image"}` dicts."""
+    """MMEB-train columns -> `query` / `positive` (/ `negative`) columns of `{"text", "image"}` dicts (texts as stored,
+    with MMEB's `<|image_1|>` tags, which the model's processor maps to its own image token)."""
     missing = [column for column in REQUIRED_COLUMNS if column not in raw.column_names]
     if missing:
         raise ValueError(f"MMEB-train data lacks columns {missing}; it has {raw.column_names}")
@@ -145,10 +146,7 @@ def to_training_columns(
     root = Path(image_root)
 
     def convert(batch: dict) -> dict:
-        return {
-            name: [_side(t, i, root, image_token) for t, i in zip(batch[text], batch[image])]
-            for name, text, image in sides
-        }
+        return {name: [_side(t, i, root) for t, i in zip(batch[text], batch[image])] for name, text, image in sides}
 
     features = datasets.Features({name: SIDE_FEATURES for name, _, _ in sides})
     return raw.map(convert, batched=True, remove_columns=raw.column_names, features=features, desc="MMEB columns")
@@ -189,11 +187,10 @@ def conversation_problems(subset: str, raw: datasets.Dataset) -> list[DataProble
     return problems
 
 
-def to_video_columns(
-    raw: datasets.Dataset, video_root: str | os.PathLike, task: str, video_token: str
-) -> datasets.Dataset:
+def to_video_columns(raw: datasets.Dataset, video_root: str | os.PathLike, task: str) -> datasets.Dataset:
     """LLaVA-Hound rows -> `query` / `positive` columns of `{"text", "video"}` dicts for one video `task`
-    (`caption`: video -> caption, `video`: caption -> video, `qa`: video QA), with the reference's prompts."""
+    (`caption`: video -> caption, `video`: caption -> video, `qa`: video QA), with the reference's prompts; the
+    `<video>` tag becomes MMEB's `<|video_1|>`, which the model's processor maps to its own video token."""
     if task not in VIDEO_TASKS:
         raise ValueError(f"video task must be one of {VIDEO_TASKS}, got {task!r}")
     root = Path(video_root)
@@ -201,11 +198,11 @@ def to_video_columns(
     def convert(batch: dict) -> dict:
         queries, positives = [], []
         for video, conversations in zip(batch["video"], batch["conversations"]):
-            human = _turn(conversations, 0).replace(LLAVA_HOUND_VIDEO_TAG, video_token)
+            human = _turn(conversations, 0).replace(LLAVA_HOUND_VIDEO_TAG, MMEB_VIDEO_TAG)
             answer, clip = _turn(conversations, 1), str(root / video)
             if task == "video":
                 queries.append({"text": VRET_QUERY_PROMPT + answer, "video": None})
-                positives.append({"text": VRET_TARGET_PROMPT + video_token, "video": clip})
+                positives.append({"text": VRET_TARGET_PROMPT + MMEB_VIDEO_TAG, "video": clip})
             else:
                 queries.append({"text": (QA_QUERY_PROMPT if task == "qa" else "") + human, "video": clip})
                 positives.append({"text": answer, "video": None})
@@ -240,8 +237,6 @@ def video_problem(path: str) -> str | None:
 def find_problems(
     subset: str,
     data: datasets.Dataset,
-    image_token: str = "<|image_pad|>",
-    video_token: str | None = None,
     clip_problems: dict[str, str | None] | None = None,
 ) -> list[DataProblem]:
     """Rows whose image file or clip is missing (or a clip holds no frames), or whose prompt's image / video tags do
@@ -260,10 +255,10 @@ def find_problems(
                 if clip_problems[video]:
                     problems.append(DataProblem(subset, row, column, clip_problems[video]))
                     continue
-            tags = text.count(image_token)
+            tags = text.count(MMEB_IMAGE_TAG)
             if tags > (1 if image else 0):
                 problems.append(DataProblem(subset, row, column, f"{tags} image tags but {int(bool(image))} images"))
-            video_tags = text.count(video_token) if video_token else 0
+            video_tags = text.count(MMEB_VIDEO_TAG)
             if video_tags > (1 if video else 0):
                 problems.append(
                     DataProblem(subset, row, column, f"{video_tags} video tags but {int(bool(video))} videos")
@@ -278,10 +273,9 @@ def load_mmeb_train(
     split: str = "original",
     max_per_subset: int | None = None,
     hard_negatives: bool = False,
-    image_token: str = "<|image_pad|>",
     check: bool = True,
     video_root: str | os.PathLike | None = None,
-    video_token: str | None = "<|video_pad|>",
+    video_input: bool = True,
 ) -> dict[str, datasets.Dataset]:
     """Load MMEB-train subsets (and MMEB-V2's LLaVA-Hound video subsets) as training datasets, one per subset.
 
@@ -294,7 +288,9 @@ def load_mmeb_train(
         hard_negatives: add a `negative` column from `neg_text` / `neg_image_path` (image subsets only).
         check: verify every image path, clip and tag count up front; raises `MMEBDataError` naming subset and row.
         video_root: folder the video rows' `video` names are relative to (the reference's `video_frame_basedir`).
-        video_token: the model's video placeholder (None: the model takes no video; a video subset is an error).
+        video_input: whether the model takes video input (False: a video subset is an error).
+
+    Texts keep MMEB's `<|image_1|>` / `<|video_1|>` tags; the model's processor maps them to its own tokens.
     """
     if subsets is None:
         if not Path(source).is_dir():
@@ -314,9 +310,9 @@ def load_mmeb_train(
         if task is None:
             if not image_root:
                 raise ValueError(f"image subset {subset!r} needs the image root its paths are relative to (image_dir)")
-            data = to_training_columns(raw, image_root, image_token, hard_negatives)
+            data = to_training_columns(raw, image_root, hard_negatives)
             if check:
-                problems += find_problems(subset, data, image_token, video_token)
+                problems += find_problems(subset, data)
             loaded[subset] = data
             continue
         if not hound:
@@ -324,7 +320,7 @@ def load_mmeb_train(
                 f"video subset {subset!r}: {folder!r} needs the LLaVA-Hound columns {LLAVA_HOUND_COLUMNS}; "
                 f"it has {raw.column_names}"
             )
-        if video_token is None:
+        if not video_input:
             raise ValueError(f"video subset {subset!r}: this model takes no video input")
         if not video_root:
             raise ValueError(f"video subset {subset!r} needs the video root its clips are relative to (video_dir)")
@@ -334,9 +330,9 @@ def load_mmeb_train(
         if row_problems:
             problems += row_problems
             continue
-        data = to_video_columns(raw, video_root, task, video_token)
+        data = to_video_columns(raw, video_root, task)
         if check:
-            problems += find_problems(subset, data, image_token, video_token, clip_problems)
+            problems += find_problems(subset, data, clip_problems)
         loaded[subset] = data
     if problems:
         raise MMEBDataError(problems)
