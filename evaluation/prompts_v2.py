@@ -10,14 +10,15 @@ rules are in [`prompts_video`].
 from __future__ import annotations
 
 from vlm2vec_hf.evaluation.published import V1_META_TASKS
+from vlm2vec_hf.evaluation.task_tables import IMAGE_TABLES, VISDOC_TABLES
 from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG
 
 IMAGE_TASK_TYPES = ("image_cls", "image_i2t", "image_qa", "image_t2i", "image_i2i_vg")
-VISDOC_QUERY_INSTRUCTION = "Find a document image that matches the given query:"
-VISDOC_CANDIDATE_TEXT = "Understand the content of the provided document image."
+VISDOC_QUERY_INSTRUCTION: str = VISDOC_TABLES["query_instruction"]
+VISDOC_CANDIDATE_TEXT: str = VISDOC_TABLES["candidate_text"]
 
-T2I_DATASETS = frozenset({"VisDial", "VisualNews_t2i", "MSCOCO_t2i", "WebQA", "EDIS", "Wiki-SS-NQ"})
-I2T_DATASETS = frozenset({"VisualNews_i2t", "MSCOCO_i2t"})
+T2I_DATASETS = frozenset(IMAGE_TABLES["t2i_datasets"])
+I2T_DATASETS = frozenset(IMAGE_TABLES["i2t_datasets"])
 
 
 def _retrieval_parser(dataset: str) -> str:
@@ -33,7 +34,7 @@ IMAGE_TASK_TYPE = {
     **dict.fromkeys(V1_META_TASKS["Visual Grounding"], "image_i2i_vg"),
 }
 # Text-to-image datasets whose image candidates carry their caption after the target instruction.
-T2I_CAPTIONED = frozenset({"WebQA", "EDIS"})
+T2I_CAPTIONED = frozenset(IMAGE_TABLES["t2i_captioned"])
 
 
 def prompt_rule(instruction: str, text: str | None, has_image: bool) -> str:

@@ -24,45 +24,23 @@ Task types (the reference's parser families):
 
 from __future__ import annotations
 
+from vlm2vec_hf.evaluation.task_tables import VIDEO_TABLES
 from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG, MMEB_VIDEO_TAG
 
 VIDEO_TASK_TYPES = ("video_ret", "video_cls", "video_qa", "video_mret")
-VIDEO_CANDIDATE_INSTRUCTION = "Understand the content of the provided video."
-MOMENT_QUERY_INSTRUCTION = "Find the clip that corresponds to the described scene in the given video:"
-# MomentSeeker (`momentseeker_dataset.py`): the query is text, text + image, or text + video segment; its clips say
-# "video clip".
-MOMENTSEEKER_INSTRUCTIONS = {
-    "text": "Find the clip that corresponds to the given text:",
-    "image": "Select the video clip that aligns with the given text and image:",
-    "video": "Find the clip that corresponds to the given sentence and video segment:",
-}
-MOMENTSEEKER_CANDIDATE_INSTRUCTION = "Understand the content of the provided video clip."
-QA_TASK_PROMPT = (
-    "Given a video and a question, select the most accurate answer from the provided candidates. "
-    "Return only the exact text of your chosen answer. Question: "
-)
-
-# Text-to-video retrieval: the query instruction of each dataset's parser (`TASK_INST_QRY`).
-RETRIEVAL_INSTRUCTIONS = {
-    "MSR-VTT": "Find a video that contains the following visual content:",
-    "MSVD": "Find the video snippet that corresponds to the given summary:",
-    "DiDeMo": "Find a video that includes the following described scenes:",
-    "VATEX": "Select a video that fits the description provided:",
-    "YouCook2": "Find a video that demonstrates the following action while making a recipe:",
-}
-# Video classification (`video_classification_utils.DATASET_INSTRUCTION`; the reference keys K700 as Kinetics-700).
-CLASSIFICATION_INSTRUCTIONS = {
-    "K700": "Recognize the category of the video content.",
-    "SmthSmthV2": "What actions or object interactions are being performed by the person in the video?",
-    "UCF101": "What activities or sports are being performed by the person in the video?",
-    "HMDB51": "What actions or objects interactions are the person in the video doing?",
-    "Breakfast": "Recognize the breakfast type that the person is cooking in the video. ",
-}
-QA_DATASETS = ("MVBench", "Video-MME", "NExTQA", "EgoSchema", "ActivityNetQA")
-MOMENT_DATASETS = ("QVHighlight", "Charades-STA", "MomentSeeker")
+VIDEO_CANDIDATE_INSTRUCTION: str = VIDEO_TABLES["candidate_instruction"]
+MOMENT_QUERY_INSTRUCTION: str = VIDEO_TABLES["moment_query_instruction"]
+# MomentSeeker: the query is text, text + image, or text + video segment; its clips say "video clip".
+MOMENTSEEKER_INSTRUCTIONS: dict[str, str] = VIDEO_TABLES["momentseeker_instructions"]
+MOMENTSEEKER_CANDIDATE_INSTRUCTION: str = VIDEO_TABLES["momentseeker_candidate_instruction"]
+QA_TASK_PROMPT: str = VIDEO_TABLES["qa_task_prompt"]
+RETRIEVAL_INSTRUCTIONS: dict[str, str] = VIDEO_TABLES["retrieval_instructions"]  # text-to-video, per dataset
+CLASSIFICATION_INSTRUCTIONS: dict[str, str] = VIDEO_TABLES["classification_instructions"]
+QA_DATASETS = tuple(VIDEO_TABLES["qa_datasets"])
+MOMENT_DATASETS = tuple(VIDEO_TABLES["moment_datasets"])
 # Classification sets ranked over their whole label pool (`eval_type: global`); SmthSmthV2 is local.
-GLOBAL_CLASSIFICATION = frozenset({"K700", "HMDB51", "UCF101", "Breakfast"})
-ACTIVITYNET_OPTIONS = ("yes", "no")
+GLOBAL_CLASSIFICATION = frozenset(VIDEO_TABLES["global_classification"])
+ACTIVITYNET_OPTIONS = tuple(VIDEO_TABLES["activitynet_options"])
 
 VIDEO_TASK_TYPE = {
     **dict.fromkeys(RETRIEVAL_INSTRUCTIONS, "video_ret"),
