@@ -23,3 +23,30 @@ def test_csv_skips_comment_lines_and_rejects_ragged_rows(tmp_path):
     path.write_text("model,x\nm1,1.0,2.0\n")
     with pytest.raises(DataFileError, match=r"scores\.csv: data row 1"):
         read_csv(path)
+
+
+def test_every_data_file_beside_the_code_is_declared_package_data():
+    """A wheel carries only what `[tool.setuptools.package-data]` names: each YAML / CSV table the loaders read from
+    the package folders must match one of its patterns, or an installed copy fails at import."""
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {package: root / folder for package, folder in config["package-dir"].items()}
+    tables = [
+        (package, path.relative_to(folder).as_posix())
+        for package, folder in folders.items()
+        if package != "vlm2vec_hf"  # vlm2vec_hf/ maps the repository's own folder; its data is `assets/`
+        for path in folder.rglob("*")
+        if path.suffix in (".yaml", ".csv") and "__pycache__" not in path.parts
+    ]
+    assert {package for package, _ in tables} >= {"vlm2vec_hf.evaluation", "vlm2vec_hf.hub_cards"}
+    declared = config["package-data"]
+    missing = [
+        f"{package}: {name}"
+        for package, name in tables
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in declared.get(package, []))
+    ]
+    assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
