@@ -215,7 +215,6 @@ def test_a_complete_chat_prompt_takes_no_instruction(st_gme):
 def test_mmeb_prompts_reach_the_model_as_the_gme_driver_sends_them(st_gme, auto_gme, mini_mmeb):
     from vlm2vec_hf.evaluation.data import load_mmeb_eval
     from vlm2vec_hf.evaluation.evaluator import encoder_input
-
     from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG
 
     datasets = load_mmeb_eval(mini_mmeb / "eval", mini_mmeb / "images")
