@@ -41,6 +41,7 @@ from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG, MMEB_VID
 
 # Frame listing as the model reads clips (moves to the media-loading module with the core refactor).
 from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import FRAME_FILE_EXTENSIONS, list_frame_files
+from vlm2vec_hf.package_data import read_yaml
 
 REQUIRED_COLUMNS = ("qry", "qry_image_path", "pos_text", "pos_image_path")
 NEGATIVE_COLUMNS = ("neg_text", "neg_image_path")
@@ -53,16 +54,23 @@ VIDEO_SIDE_FEATURES = datasets.Features({"text": datasets.Value("string"), "vide
 
 # LLaVA-Hound video rows (the reference's `llavahound_dataset_caption.py` / `llavahound_dataset_qa.py`).
 LLAVA_HOUND_COLUMNS = ("video", "conversations")
-LLAVA_HOUND_VIDEO_TAG = "<video>"
-VRET_QUERY_PROMPT = "Find a video that contains the following visual content: "
-VRET_TARGET_PROMPT = "Understand the content of the provided video: "
-QA_QUERY_PROMPT = "Answer a question based on the content of a video. "
 VIDEO_TASKS = ("caption", "video", "qa")  # video -> caption, caption -> video, video QA
+VIDEO_TASKS_FILE = Path(__file__).with_name("video_train_tasks.yaml")
+
+
+def read_video_tasks(path: Path = VIDEO_TASKS_FILE) -> dict:
+    """The reference's video training prompts and subset names (`video_train_tasks.yaml`)."""
+    return read_yaml(path)
+
+
+_VIDEO_TASK_TABLES = read_video_tasks()
+LLAVA_HOUND_VIDEO_TAG: str = _VIDEO_TASK_TABLES["llava_hound_video_tag"]
+VRET_QUERY_PROMPT: str = _VIDEO_TASK_TABLES["prompts"]["vret_query"]
+VRET_TARGET_PROMPT: str = _VIDEO_TASK_TABLES["prompts"]["vret_target"]
+QA_QUERY_PROMPT: str = _VIDEO_TASK_TABLES["prompts"]["qa_query"]
 # The reference's subset names (its train yaml keys) -> (folder, task); other names follow `<folder>[-<task>]`.
-REFERENCE_VIDEO_SUBSETS = {
-    "video_caption_300k": ("video_caption_300k", "caption"),
-    "video_caption_300k-video": ("video_caption_300k", "video"),
-    "video_qa_240k": ("video_qa_240k", "qa"),
+REFERENCE_VIDEO_SUBSETS: dict[str, tuple[str, str]] = {
+    name: tuple(entry) for name, entry in _VIDEO_TASK_TABLES["reference_subsets"].items()
 }
 
 
