@@ -49,6 +49,7 @@ from transformers import AutoImageProcessor, AutoModel, AutoTokenizer, Qwen2VLPr
 from vlm2vec_hf.hub_cards.convert import convert_backbone
 from vlm2vec_hf.model_folder import load_sentence_transformer, make_processor, write_model_folder
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 from vlm2vec_hf.modeling_vlm2vec.image_processing_phi3_v import (
     CLIP_MEAN,
     CLIP_STD,
@@ -69,7 +70,6 @@ TEXTS = [
     "What kind of building stands by the lake in this photograph, and how old might it be?",
 ]
 IMAGES = sorted(str(path) for path in BUNDLED_IMAGES.glob("*.png"))
-IMAGE_TAGS = {"qwen2_vl": "<|image_pad|>", "phi3_v": "<|image_1|>"}
 FAMILY_NAMES = {"qwen2_vl": "Qwen2-VL", "phi3_v": "Phi-3.5-V"}
 KINDS = ("text", "image", "image+text")
 PARITY_TOLERANCE = 1e-4
@@ -313,7 +313,7 @@ def run(families: list[str], models: list[str], items: int, phi_items: int, repe
                 ours = load_sentence_transformer(model_dir, device="cpu")
                 ours[0].model.set_attn_implementation("eager")
                 for kind in KINDS:
-                    st_inputs, prompts, images = make_inputs(kind, count, IMAGE_TAGS[family])
+                    st_inputs, prompts, images = make_inputs(kind, count, get_family(family).image_token)
                     for batch_size in sizes:
 
                         def run_ours(model=ours, batch_size=batch_size, st_inputs=st_inputs):

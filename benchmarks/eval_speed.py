@@ -36,11 +36,12 @@ WORDS = (
 def imagenet_shaped(data_dir: Path, queries: int = 1000, labels: int = 1000, seed: int = 0):
     """1000 image queries against 1000 shared label candidates (the query's own label first)."""
     from vlm2vec_hf.evaluation.data import EvalDataset
+    from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG
 
     rng = random.Random(seed)
     images = sorted(str(path) for path in (data_dir / "images").rglob("*.png"))
     names = list(dict.fromkeys(", ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(5 * labels)))[:labels]
-    query_text = "<|image_pad|> Represent the given image for classification."
+    query_text = f"{MMEB_IMAGE_TAG} Represent the given image for classification."
     rows, candidates, relevance = [], [], []
     for index in range(queries):
         gold = index % labels

@@ -15,8 +15,8 @@
     by ~4-5e-4 on these clips, over the 1e-4 both pipelines must agree within; with the PIL resize they agree to
     ~5e-7.
 
-Inputs (MMEB-V2 video prompts): video-only candidates (`<|video_pad|> Understand the content of the provided
-video.`), video QA queries (`<|video_pad|> ` + the QA task prompt + ` ` + a NExT-QA-style question with options),
+Inputs (MMEB-V2 video prompts): video-only candidates (`VIDEO_TOKEN Understand the content of the provided
+video.`), video QA queries (`VIDEO_TOKEN ` + the QA task prompt + ` ` + a NExT-QA-style question with options),
 and the same QA queries with every clip asked 4 questions (`--questions-per-clip`), which is where the project
 processor's prepared-clip cache (`clip_cache_bytes`, if the processor has one) can reuse a clip. The cache is
 emptied before every measured call of (a), so the distinct-clip rows pay for every clip as a real evaluation does;
@@ -69,13 +69,16 @@ from PIL import Image
 from provenance import write_result  # noqa: E402
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-from vlm2vec_hf.evaluation.prompts_video import QA_TASK_PROMPT, VIDEO_CANDIDATE_INSTRUCTION, VIDEO_TOKEN
+from vlm2vec_hf.evaluation.prompts_video import QA_TASK_PROMPT, VIDEO_CANDIDATE_INSTRUCTION
 from vlm2vec_hf.model_folder import load_sentence_transformer
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 from vlm2vec_hf.modeling_vlm2vec.modeling_vlm2vec import reference_position_ids
 from vlm2vec_hf.tiny import BUNDLED_IMAGES
 
 RESULTS = Path(__file__).parent / "results"
 STEM = "video_encode_throughput"
+# The reference pipeline (transformers' Qwen2-VL processor) reads the backbone's own video token.
+VIDEO_TOKEN = get_family("qwen2_vl").video_token
 NUM_FRAMES = 8  # VLM2Vec-V2's `num_frames` (video eval configs)
 SOURCE_FRAMES = 16
 FRAME_SIZES = ((140, 105), (120, 90))  # (width, height), alternating per clip

@@ -3,7 +3,7 @@ length-sorted call) against the naive protocol (every query's candidates encoded
 one run on the same model.
 
 The set is shaped like MSR-VTT (MMEB-V2 V-RET, global ranking): N text queries (`Find a video that contains the
-following visual content: <caption>`), each ranked against the pool of all N clips (`<|video_pad|> Understand the
+following visual content: <caption>`), each ranked against the pool of all N clips (`<|video_1|> Understand the
 content of the provided video.` + the clip's frame folder, 16 generated frames, 8 sampled by the model). The naive
 path encodes the query and the whole pool per query, i.e. N x (N + 1) items; with `--naive-queries K` it runs on the
 first K queries and its time and item count are scaled to all N (said in the output). Both paths must give the same

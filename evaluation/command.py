@@ -60,10 +60,7 @@ def evaluate_and_report(
     from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
     from vlm2vec_hf.evaluation.report import write_reports
 
-    processor = getattr(model[0], "processor", None)
-    image_token = getattr(processor, "image_token", "<|image_pad|>")
-    video_token = getattr(processor, "video_token", None) or "<|video_pad|>"
-    datasets = load_mmeb_eval(data, image_dir, names=subsets, image_token=image_token, video_token=video_token)
+    datasets = load_mmeb_eval(data, image_dir, names=subsets)
     evaluator = MMEBEvaluator(
         datasets, protocol=protocol, batch_size=batch_size, cache_dir=cache_dir, show_progress_bar=show_progress_bar
     )

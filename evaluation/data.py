@@ -33,6 +33,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import datasets
@@ -40,14 +41,13 @@ from datasets.data_files import (
     SPLIT_PATTERN_SHARDED,
     DataFilesDict,
     DataFilesList,
-    EmptyDatasetError,
-    get_data_patterns,
+    _get_data_files_patterns,
+    resolve_pattern,
     sanitize_patterns,
 )
 
 from vlm2vec_hf.evaluation import prompts_v2
 
-MMEB_IMAGE_TAG = "<|image_1|>"
 V1_COLUMNS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
 VISDOC_FILES = ("queries", "corpus", "qrels")
 DATA_BUILDERS = {".parquet": "parquet", ".jsonl": "json"}  # data file suffix -> `datasets` builder
@@ -55,7 +55,7 @@ DATA_EXTENSIONS = tuple(DATA_BUILDERS)
 
 logger = logging.getLogger(__name__)
 
-# (complete prompt text with the image / video token in place, absolute image path or ""[, absolute clip path]):
+# (complete prompt text with MMEB's image / video tag in place, absolute image path or ""[, absolute clip path]):
 # text and image items are 2-tuples, clip items `(prompt, "", clip)` (a frame folder or a video file).
 Item = tuple[str, str] | tuple[str, str, str]
 
@@ -138,16 +138,20 @@ def _holds_data_file(folder: Path, extensions: tuple[str, ...]) -> bool:
 
 def split_files(folder: str | os.PathLike, split: str, extensions: tuple[str, ...] = DATA_EXTENSIONS) -> list[str]:
     """The data files of `split` in `folder` (sorted absolute paths; [] if none), found as `datasets` finds a
-    dataset's splits: `get_data_patterns` (`<split>.parquet`, `<split>/*`, `data/<split>-00000-of-00001.parquet`,
-    `<split>-00000-of-00001.parquet`, the split's synonyms such as `eval` for `test`; hidden files and README.md
-    ignored), kept to files ending in one of `extensions`."""
+    dataset's splits (`<split>.parquet`, `<split>/*`, `data/<split>-00000-of-00001.parquet`,
+    `<split>-00000-of-00001.parquet`, the split's synonyms such as `eval` for `test`; hidden files ignored), searching
+    only the files ending in one of `extensions`, so a `test/` image folder does not stand for the `test` split."""
     folder = Path(folder)
     if not _holds_data_file(folder, extensions):
         return []
     base = folder.resolve().as_posix()
+    # `get_data_patterns` would pick the first pattern group matching any file, so a `test/` image folder beside
+    # `test.parquet` hid the table; the same search over data files only takes the table.
     try:
-        patterns = sanitize_patterns(get_data_patterns(base))
-    except EmptyDatasetError:
+        patterns = sanitize_patterns(
+            _get_data_files_patterns(partial(resolve_pattern, base_path=base, allowed_extensions=list(extensions)))
+        )
+    except FileNotFoundError:
         return []
     if split not in patterns:
         return []
@@ -255,9 +259,9 @@ def _gold(name: str, row: int, record: dict, count: int) -> dict[int, float]:
     return {gold: 1.0}
 
 
-def _load_v1(name: str, table: datasets.Dataset, images: _ImageRoot, image_token: str) -> EvalDataset:
+def _load_v1(name: str, table: datasets.Dataset, images: _ImageRoot) -> EvalDataset:
     def text(value: str | None) -> str:
-        return (value or "").replace(MMEB_IMAGE_TAG, image_token)
+        return value or ""
 
     queries, candidates, relevance = [], [], []
     for row, record in enumerate(table):
@@ -268,9 +272,7 @@ def _load_v1(name: str, table: datasets.Dataset, images: _ImageRoot, image_token
     return EvalDataset(name, queries, candidates, relevance, layout="v1")
 
 
-def _load_v2_image(
-    name: str, table: datasets.Dataset, images: _ImageRoot, image_token: str, task_type: str | None = None
-) -> EvalDataset:
+def _load_v2_image(name: str, table: datasets.Dataset, images: _ImageRoot, task_type: str | None = None) -> EvalDataset:
     task_type = task_type or prompts_v2.IMAGE_TASK_TYPE.get(name)
     if task_type is None:
         raise EvalDataError(f"{name}: not an MMEB-V2 image dataset; name it in tasks.json with a 'task_type'")
@@ -280,7 +282,7 @@ def _load_v2_image(
         query_image = images.resolve(name, row, record["qry_img_path"])
         queries.append(
             (
-                prompts_v2.query_prompt(task_type, name, record["qry_inst"] or "", record["qry_text"], image_token),
+                prompts_v2.query_prompt(task_type, name, record["qry_inst"] or "", record["qry_text"]),
                 query_image,
             )
         )
@@ -290,7 +292,7 @@ def _load_v2_image(
         row_candidates = []
         for text, image, instruction in zip(texts, paths, instructions):
             path = images.resolve(name, row, image)
-            prompt = prompts_v2.candidate_prompt(task_type, name, instruction, text, bool(path), image_token)
+            prompt = prompts_v2.candidate_prompt(task_type, name, instruction, text, bool(path))
             row_candidates.append((prompt, path))
         candidates.append(row_candidates)
         relevance.append(_gold(name, row, record, len(texts)))
@@ -313,9 +315,7 @@ def _extract_page(folder: Path, corpus_id, page: dict) -> str:
     return str(path)
 
 
-def _load_visdoc(
-    name: str, folder: Path, files: dict[str, list[str]], images: _ImageRoot, image_token: str
-) -> EvalDataset:
+def _load_visdoc(name: str, folder: Path, files: dict[str, list[str]], images: _ImageRoot) -> EvalDataset:
     tables = {part: datasets.load_dataset("parquet", data_files=files[part], split="train") for part in VISDOC_FILES}
     corpus_ids = list(tables["corpus"]["corpus-id"])
     position = {str(corpus_id): index for index, corpus_id in enumerate(corpus_ids)}
@@ -330,7 +330,7 @@ def _load_visdoc(
             path = _extract_page(folder, corpus_id, page)
         else:
             path = images.resolve(name, f"corpus {corpus_id}", page)
-        corpus.append((prompts_v2.visdoc_candidate_prompt(image_token), path))
+        corpus.append((prompts_v2.visdoc_candidate_prompt(), path))
     qrels: dict[str, dict[int, float]] = {}
     for row, record in enumerate(tables["qrels"]):
         corpus_id = str(record["corpus-id"])
@@ -365,9 +365,7 @@ def _load_table(
     name: str,
     table: datasets.Dataset,
     images: _ImageRoot,
-    image_token: str,
     task_type: str | None,
-    video_token: str = "<|video_pad|>",
     meta: dict | None = None,
 ) -> EvalDataset:
     """A V1, V2-image or V2-video dataset from its table (V2 when it has `qry_inst`, video when it has `qry_video` or
@@ -375,13 +373,13 @@ def _load_table(
     from vlm2vec_hf.evaluation import video_data  # it builds on this module's types
 
     if video_data.is_video_table(table):
-        return video_data.load_video_table(name, table, images, video_token, meta, image_token)
+        return video_data.load_video_table(name, table, images, meta)
     missing = [column for column in V1_COLUMNS if column not in table.column_names]
     if missing:
         raise EvalDataError(f"{name}: MMEB-eval data lacks columns {missing}")
     if "qry_inst" in table.column_names:
-        return _load_v2_image(name, table, images, image_token, task_type)
-    return _load_v1(name, table, images, image_token)
+        return _load_v2_image(name, table, images, task_type)
+    return _load_v1(name, table, images)
 
 
 def _load_local(
@@ -389,9 +387,7 @@ def _load_local(
     name: str,
     split: str,
     images: _ImageRoot,
-    image_token: str,
     task_type: str | None,
-    video_token: str = "<|video_pad|>",
     meta: dict | None = None,
 ) -> EvalDataset:
     """The dataset in `<root>/<name>/`, in its detected layout; a `FileNotFoundError` naming it if it has no data."""
@@ -400,8 +396,8 @@ def _load_local(
         raise FileNotFoundError(f"dataset {name!r} not found under {root}")
     visdoc = _visdoc_files(folder, split)
     if visdoc is not None:
-        return _load_visdoc(name, folder, visdoc, images, image_token)
-    return _load_table(name, _table(folder, split), images, image_token, task_type, video_token, meta)
+        return _load_visdoc(name, folder, visdoc, images)
+    return _load_table(name, _table(folder, split), images, task_type, meta)
 
 
 def load_mmeb_eval(
@@ -409,8 +405,6 @@ def load_mmeb_eval(
     image_root: str | os.PathLike,
     names: list[str] | None = None,
     split: str = "test",
-    image_token: str = "<|image_pad|>",
-    video_token: str = "<|video_pad|>",
 ) -> EvalDatasets:
     """Load evaluation datasets, each in its detected layout: the named ones, or when `names` is None every
     sub-folder of the local folder `source` that holds `split` data ([`discover_datasets`]; the others, such as
@@ -419,7 +413,8 @@ def load_mmeb_eval(
     A Hub dataset id (when online) is read in the V1 layout, one config per name. Returns an [`EvalDatasets`] list.
     Raises a `FileNotFoundError` for a named dataset without `split` data or a folder without any dataset, and an
     [`EvalDataError`] naming the dataset and row for a missing image file or clip, an empty candidate list or a gold
-    index out of range. `video_token` is the model's video placeholder (video tasks).
+    index out of range. Prompts hold MMEB's `<|image_1|>` / `<|video_1|>` tags, which the model's processor maps to
+    its own image and video tokens.
     """
     root, images = Path(source), _ImageRoot(Path(image_root))
     local = root.is_dir()
@@ -438,10 +433,10 @@ def load_mmeb_eval(
         meta = groups.get(name, {})
         task_type = meta.get("task_type")
         if local:
-            dataset = _load_local(root, name, split, images, image_token, task_type, video_token, meta)
+            dataset = _load_local(root, name, split, images, task_type, meta)
         else:
             table = datasets.load_dataset(str(source), name, split=split)
-            dataset = _load_table(name, table, images, image_token, task_type, video_token, meta)
+            dataset = _load_table(name, table, images, task_type, meta)
         dataset.meta = meta
         loaded.append(dataset)
     return EvalDatasets(loaded, skipped)

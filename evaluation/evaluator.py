@@ -33,8 +33,9 @@ CLIPS_PER_CALL = 32
 
 
 def encoder_input(item: Item):
-    """An `encode()` input for an item: its text, `{"text", "image"}` or `{"text", "video"}` (the text holds the
-    image / video token; `video` is a frame folder or a video file, sampled by the model)."""
+    """An `encode()` input for an item: its text, `{"text", "image"}` or `{"text", "video"}` (the text holds MMEB's
+    image / video tag, which the model's processor maps to its own token; `video` is a frame folder or a video file,
+    sampled by the model)."""
     text, image, video = item_parts(item)
     if video:
         return {"text": text, "video": video} if text else {"video": video}

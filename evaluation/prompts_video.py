@@ -2,9 +2,11 @@
 (`src/data/eval_dataset/{msrvtt, msvd, didemo, vatex, youcook2, video_classification_utils, ssv2, nextqa, mvbench,
 videomme, egoschema, activitynetqa, moment_retrieval_datasets}`) build each query and candidate string.
 
-The returned strings are complete prompts with the video token in place (`<|video_pad|>` for Qwen2-VL); nothing is
-added when they are embedded. Spacing is literal: the QA prompt ends with `"Question: "` and is joined to the question
-with one more space (two spaces in the embedded text), and the Breakfast instruction ends with a space.
+The returned strings are complete prompts with MMEB's video tag `<|video_1|>` (`VID` below; MomentSeeker's image
+queries: the image tag `<|image_1|>`) in place; the processor swaps it for its backbone's video token (Qwen2-VL's
+`<|video_pad|>`, which the reference writes). Nothing else is added when they are embedded. Spacing is literal: the
+QA prompt ends with `"Question: "` and is joined to the question with one more space (two spaces in the embedded
+text), and the Breakfast instruction ends with a space.
 
 Task types (the reference's parser families):
 
@@ -22,44 +24,23 @@ Task types (the reference's parser families):
 
 from __future__ import annotations
 
-VIDEO_TOKEN = "<|video_pad|>"
-VIDEO_TASK_TYPES = ("video_ret", "video_cls", "video_qa", "video_mret")
-VIDEO_CANDIDATE_INSTRUCTION = "Understand the content of the provided video."
-MOMENT_QUERY_INSTRUCTION = "Find the clip that corresponds to the described scene in the given video:"
-# MomentSeeker (`momentseeker_dataset.py`): the query is text, text + image, or text + video segment; its clips say
-# "video clip".
-MOMENTSEEKER_INSTRUCTIONS = {
-    "text": "Find the clip that corresponds to the given text:",
-    "image": "Select the video clip that aligns with the given text and image:",
-    "video": "Find the clip that corresponds to the given sentence and video segment:",
-}
-MOMENTSEEKER_CANDIDATE_INSTRUCTION = "Understand the content of the provided video clip."
-QA_TASK_PROMPT = (
-    "Given a video and a question, select the most accurate answer from the provided candidates. "
-    "Return only the exact text of your chosen answer. Question: "
-)
+from vlm2vec_hf.evaluation.task_tables import VIDEO_TABLES
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG, MMEB_VIDEO_TAG
 
-# Text-to-video retrieval: the query instruction of each dataset's parser (`TASK_INST_QRY`).
-RETRIEVAL_INSTRUCTIONS = {
-    "MSR-VTT": "Find a video that contains the following visual content:",
-    "MSVD": "Find the video snippet that corresponds to the given summary:",
-    "DiDeMo": "Find a video that includes the following described scenes:",
-    "VATEX": "Select a video that fits the description provided:",
-    "YouCook2": "Find a video that demonstrates the following action while making a recipe:",
-}
-# Video classification (`video_classification_utils.DATASET_INSTRUCTION`; the reference keys K700 as Kinetics-700).
-CLASSIFICATION_INSTRUCTIONS = {
-    "K700": "Recognize the category of the video content.",
-    "SmthSmthV2": "What actions or object interactions are being performed by the person in the video?",
-    "UCF101": "What activities or sports are being performed by the person in the video?",
-    "HMDB51": "What actions or objects interactions are the person in the video doing?",
-    "Breakfast": "Recognize the breakfast type that the person is cooking in the video. ",
-}
-QA_DATASETS = ("MVBench", "Video-MME", "NExTQA", "EgoSchema", "ActivityNetQA")
-MOMENT_DATASETS = ("QVHighlight", "Charades-STA", "MomentSeeker")
+VIDEO_TASK_TYPES = ("video_ret", "video_cls", "video_qa", "video_mret")
+VIDEO_CANDIDATE_INSTRUCTION: str = VIDEO_TABLES["candidate_instruction"]
+MOMENT_QUERY_INSTRUCTION: str = VIDEO_TABLES["moment_query_instruction"]
+# MomentSeeker: the query is text, text + image, or text + video segment; its clips say "video clip".
+MOMENTSEEKER_INSTRUCTIONS: dict[str, str] = VIDEO_TABLES["momentseeker_instructions"]
+MOMENTSEEKER_CANDIDATE_INSTRUCTION: str = VIDEO_TABLES["momentseeker_candidate_instruction"]
+QA_TASK_PROMPT: str = VIDEO_TABLES["qa_task_prompt"]
+RETRIEVAL_INSTRUCTIONS: dict[str, str] = VIDEO_TABLES["retrieval_instructions"]  # text-to-video, per dataset
+CLASSIFICATION_INSTRUCTIONS: dict[str, str] = VIDEO_TABLES["classification_instructions"]
+QA_DATASETS = tuple(VIDEO_TABLES["qa_datasets"])
+MOMENT_DATASETS = tuple(VIDEO_TABLES["moment_datasets"])
 # Classification sets ranked over their whole label pool (`eval_type: global`); SmthSmthV2 is local.
-GLOBAL_CLASSIFICATION = frozenset({"K700", "HMDB51", "UCF101", "Breakfast"})
-ACTIVITYNET_OPTIONS = ("yes", "no")
+GLOBAL_CLASSIFICATION = frozenset(VIDEO_TABLES["global_classification"])
+ACTIVITYNET_OPTIONS = tuple(VIDEO_TABLES["activitynet_options"])
 
 VIDEO_TASK_TYPE = {
     **dict.fromkeys(RETRIEVAL_INSTRUCTIONS, "video_ret"),
@@ -74,11 +55,12 @@ def ranks_globally(task_type: str, dataset: str) -> bool:
     return task_type == "video_ret" or (task_type == "video_cls" and dataset in GLOBAL_CLASSIFICATION)
 
 
-def video_prompt_rule(instruction: str, text: str | None = None, video_token: str | None = VIDEO_TOKEN) -> str:
-    """`process_input_text` for video: `instruction [+ " " + text]`, then `video_token + " "` first when there is a
-    video (an empty instruction gives `"<|video_pad|> "`, trailing space included)."""
+def video_prompt_rule(instruction: str, text: str | None = None, tag: str | None = MMEB_VIDEO_TAG) -> str:
+    """`process_input_text` for video: `instruction [+ " " + text]`, then `tag + " "` first when there is a visual
+    input (`tag`: MMEB's video or image tag, None for none; an empty instruction gives `"<|video_1|> "`, trailing
+    space included)."""
     prompt = f"{instruction} {text}" if text else instruction
-    return f"{video_token} {prompt}" if video_token else prompt
+    return f"{tag} {prompt}" if tag else prompt
 
 
 def qa_options(options: list[str]) -> list[str]:
@@ -92,7 +74,7 @@ def _strip_letter(option: str) -> str:
     return option[option.find(". ") :].strip(". ")
 
 
-def qa_query(dataset: str, question: str, options: list[str], video_token: str = VIDEO_TOKEN) -> str:
+def qa_query(dataset: str, question: str, options: list[str]) -> str:
     """The query of a video-QA row: `VID + " " + QA_TASK_PROMPT + " " + question-with-options`.
 
     NExTQA / MVBench: `question + "\\nOptions:\\n(A) ...\\n(B) ..."` (right-stripped, `qa_template`); Video-MME:
@@ -109,7 +91,7 @@ def qa_query(dataset: str, question: str, options: list[str], video_token: str =
         question = question + "? (A) yes; (B) no."
     else:
         raise ValueError(f"{dataset!r} is not a video-QA dataset; expected one of {QA_DATASETS}")
-    return f"{video_token} {QA_TASK_PROMPT} {question}"
+    return f"{MMEB_VIDEO_TAG} {QA_TASK_PROMPT} {question}"
 
 
 def qa_candidates(dataset: str, options: list[str]) -> list[str]:
@@ -126,15 +108,15 @@ def qa_candidates(dataset: str, options: list[str]) -> list[str]:
     raise ValueError(f"{dataset!r} is not a video-QA dataset; expected one of {QA_DATASETS}")
 
 
-def query_prompt(task_type: str, dataset: str, text: str, options: list[str], has_video: bool, video_token: str) -> str:
+def query_prompt(task_type: str, dataset: str, text: str, options: list[str], has_video: bool) -> str:
     """The query string of one row (`text` = caption, question or moment description; `options` = the QA options)."""
-    token = video_token if has_video else None
+    token = MMEB_VIDEO_TAG if has_video else None
     if task_type == "video_ret":
         return video_prompt_rule(RETRIEVAL_INSTRUCTIONS[dataset], text, token)
     if task_type == "video_cls":
         return video_prompt_rule(CLASSIFICATION_INSTRUCTIONS[dataset], None, token)
     if task_type == "video_qa":
-        return qa_query(dataset, text, options, video_token)
+        return qa_query(dataset, text, options)
     if task_type == "video_mret":
         if dataset == "MomentSeeker":
             return video_prompt_rule(MOMENTSEEKER_INSTRUCTIONS["video" if has_video else "text"], text, token)
@@ -142,16 +124,16 @@ def query_prompt(task_type: str, dataset: str, text: str, options: list[str], ha
     raise ValueError(f"unknown video task type {task_type!r}; expected one of {VIDEO_TASK_TYPES}")
 
 
-def image_query_prompt(dataset: str, text: str, image_token: str) -> str:
+def image_query_prompt(dataset: str, text: str) -> str:
     """A moment-retrieval query made of text and an image (MomentSeeker only): `IMG + " " + instruction + " " +
     text`."""
     if dataset != "MomentSeeker":
         raise ValueError(f"{dataset!r} has no image queries; only MomentSeeker does")
-    return video_prompt_rule(MOMENTSEEKER_INSTRUCTIONS["image"], text, image_token)
+    return video_prompt_rule(MOMENTSEEKER_INSTRUCTIONS["image"], text, MMEB_IMAGE_TAG)
 
 
-def candidate_prompt(video_token: str, dataset: str | None = None) -> str:
-    """A video candidate (retrieval clip, moment clip): `"<|video_pad|> Understand the content of the provided
+def candidate_prompt(dataset: str | None = None) -> str:
+    """A video candidate (retrieval clip, moment clip): `"<|video_1|> Understand the content of the provided
     video."` (MomentSeeker: `"... provided video clip."`)."""
     instruction = MOMENTSEEKER_CANDIDATE_INSTRUCTION if dataset == "MomentSeeker" else VIDEO_CANDIDATE_INSTRUCTION
-    return video_prompt_rule(instruction, None, video_token)
+    return video_prompt_rule(instruction)

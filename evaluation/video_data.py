@@ -35,24 +35,15 @@ import datasets
 
 from vlm2vec_hf.evaluation import prompts_video
 from vlm2vec_hf.evaluation.data import EvalDataError, EvalDataset, Item, _ImageRoot
+from vlm2vec_hf.modeling_vlm2vec.media_loading import FRAME_FILE_EXTENSIONS, list_frame_files
 
 VIDEO_COLUMNS = ("qry_video", "tgt_video")
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 def is_video_table(table: datasets.Dataset) -> bool:
     """Whether a table is in the video layout (it has a `qry_video` or `tgt_video` column)."""
     return any(column in table.column_names for column in VIDEO_COLUMNS)
-
-
-def frame_files(folder: str | os.PathLike) -> list[str]:
-    """The frame images of a clip folder (sorted names; hidden files ignored)."""
-    return sorted(
-        entry.name
-        for entry in os.scandir(folder)
-        if entry.is_file() and entry.name.lower().endswith(FRAME_EXTENSIONS) and not entry.name.startswith(".")
-    )
 
 
 class ClipRoot:
@@ -71,8 +62,10 @@ class ClipRoot:
         if path in self._found:
             return path
         if os.path.isdir(path):
-            if not frame_files(path):
-                raise EvalDataError(f"{name} row {row}: clip folder {path!r} holds no frame images {FRAME_EXTENSIONS}")
+            if not list_frame_files(path):
+                raise EvalDataError(
+                    f"{name} row {row}: clip folder {path!r} holds no frame images {FRAME_FILE_EXTENSIONS}"
+                )
         elif not os.path.isfile(path):
             raise EvalDataError(f"{name} row {row}: clip {path!r} does not exist (a frame folder or a video file)")
         elif not path.lower().endswith(VIDEO_EXTENSIONS):
@@ -103,16 +96,14 @@ def _golds(name: str, row: int, record: dict, count: int) -> list[int]:
     return golds
 
 
-def _row_candidates(
-    name: str, prompts_of: str, task_type: str, row: int, record: dict, clips: ClipRoot, video_token: str
-) -> list[Item]:
+def _row_candidates(name: str, prompts_of: str, task_type: str, row: int, record: dict, clips: ClipRoot) -> list[Item]:
     """The candidate items of one row: text items `(text, "")` or clip items `(prompt, "", clip)`."""
     videos = list(record.get("tgt_video") or [])
     texts = list(record.get("tgt_text") or [])
     if task_type in ("video_ret", "video_mret"):
         if not videos:
             raise EvalDataError(f"{name} row {row}: no candidate clip in 'tgt_video'")
-        prompt = prompts_video.candidate_prompt(video_token, prompts_of)
+        prompt = prompts_video.candidate_prompt(prompts_of)
         return [(prompt, "", clips.resolve(name, row, video)) for video in videos]
     if not texts:
         raise EvalDataError(f"{name} row {row}: empty candidate list 'tgt_text'")
@@ -129,10 +120,8 @@ def _query(
     record: dict,
     images: _ImageRoot,
     clips: ClipRoot,
-    tokens: tuple[str, str],
 ) -> Item:
     """The query item of one row: `(prompt, "")`, `(prompt, image)` (MomentSeeker) or `(prompt, "", clip)`."""
-    image_token, video_token = tokens
     text = record.get("qry_text") or ""
     query_clip = clips.resolve(name, row, record.get("qry_video"))
     query_image = images.resolve(name, row, record.get("qry_image")) if record.get("qry_image") else ""
@@ -141,12 +130,12 @@ def _query(
             raise EvalDataError(
                 f"{name} row {row}: 'qry_image' is for MomentSeeker's text + image queries without 'qry_video'"
             )
-        return prompts_video.image_query_prompt(prompts_of, text, image_token), query_image
+        return prompts_video.image_query_prompt(prompts_of, text), query_image
     text_queries = task_type == "video_ret" or prompts_of == "MomentSeeker"
     if not query_clip and not text_queries:
         raise EvalDataError(f"{name} row {row}: a {task_type} query needs a clip in 'qry_video'")
     options = list(record.get("tgt_text") or [])
-    prompt = prompts_video.query_prompt(task_type, prompts_of, text, options, bool(query_clip), video_token)
+    prompt = prompts_video.query_prompt(task_type, prompts_of, text, options, bool(query_clip))
     return (prompt, "", query_clip) if query_clip else (prompt, "")
 
 
@@ -154,9 +143,7 @@ def load_video_table(
     name: str,
     table: datasets.Dataset,
     images: _ImageRoot,
-    video_token: str,
     meta: dict | None = None,
-    image_token: str = "<|image_pad|>",
 ) -> EvalDataset:
     """A video dataset from its table (layout in the module docstring); every clip and image checked up front.
     `images` resolves image paths under the image root; clips are resolved under the same root."""
@@ -164,8 +151,8 @@ def load_video_table(
     clips = ClipRoot(images.root)
     queries, candidates, golds = [], [], []
     for row, record in enumerate(table):
-        queries.append(_query(name, prompts_of, task_type, row, record, images, clips, (image_token, video_token)))
-        row_candidates = _row_candidates(name, prompts_of, task_type, row, record, clips, video_token)
+        queries.append(_query(name, prompts_of, task_type, row, record, images, clips))
+        row_candidates = _row_candidates(name, prompts_of, task_type, row, record, clips)
         candidates.append(row_candidates)
         golds.append(_golds(name, row, record, len(row_candidates)))
     if not ranks_globally:

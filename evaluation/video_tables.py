@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from vlm2vec_hf.evaluation import prompts_video
+from vlm2vec_hf.evaluation.task_tables import VIDEO_TABLES
 
 # `datasets` (and `evaluation.data`, which imports it) load when a table is read or written: the CLI's parser
 # imports this module for the `video-eval` sub-command and must start at once.
@@ -67,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 FRAMES = "video-tasks/frames"
 # The Hub repos name K700 by its full name; our datasets use the published scores' names.
-ALIASES = {"Kinetics-700": "K700"}
+ALIASES: dict[str, str] = VIDEO_TABLES["hub_aliases"]
 TABLE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 
 
@@ -271,12 +272,7 @@ def _qa(name: str, source: str, parser: str, clip, options, gold, question: str 
 
 
 # MVBench's tasks (`subset_meta`): the reference fails on any other `subset`.
-MVBENCH_SUBSETS = frozenset(
-    "episodic_reasoning action_sequence action_prediction action_antonym fine_grained_action unexpected_action "
-    "object_existence object_interaction object_shuffle moving_direction action_localization scene_transition "
-    "action_count moving_count moving_attribute state_change fine_grained_pose character_order egocentric_navigation "
-    "counterfactual_inference".split()
-)
+MVBENCH_SUBSETS = frozenset(VIDEO_TABLES["mvbench_subsets"])
 
 
 def _mvbench_clip(row: Row) -> str:

@@ -92,11 +92,12 @@ def format_prompt(
         MMEB_IMAGE_TAG in text
         or image_token in text
         or NUMBERED_IMAGE_TAG.search(text)
-        or (video_token is not None and video_token in text)
+        or (video_token is not None and (video_token in text or MMEB_VIDEO_TAG in text))
     ):
         if instruction:
             raise ValueError("a text that already holds image placeholders is a complete prompt; pass no instruction")
-        return text.replace(MMEB_IMAGE_TAG, image_token)
+        text = text.replace(MMEB_IMAGE_TAG, image_token)
+        return text.replace(MMEB_VIDEO_TAG, video_token) if video_token is not None else text
     if num_videos:
         if num_images:
             raise ValueError("holds both images and a video; a VLM2Vec row takes one kind of visual input")

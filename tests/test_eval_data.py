@@ -33,10 +33,10 @@ V1_ROW = {
 }
 
 
-def test_v1_rows_keep_their_prompts_with_the_image_tag_swapped(tmp_path, image_root):
+def test_v1_rows_keep_their_prompts_with_mmebs_image_tag(tmp_path, image_root):
     write(tmp_path / "eval", "VOC2007", [V1_ROW])
     (dataset,) = load_mmeb_eval(tmp_path / "eval", image_root)
-    assert dataset.queries == [("<|image_pad|> Represent the given image.", str(image_root / "a.png"))]
+    assert dataset.queries == [("<|image_1|> Represent the given image.", str(image_root / "a.png"))]
     assert dataset.candidates == [[("x", ""), ("y", "")]] and dataset.relevance == [{0: 1.0}]
     assert dataset.layout == "v1" and dataset.eval_type == "local"
 
@@ -52,7 +52,7 @@ def test_v2_rows_are_rebuilt_with_the_v2_rules(tmp_path, image_root):
     }
     write(tmp_path / "eval", "OK-VQA", [row])
     (dataset,) = load_mmeb_eval(tmp_path / "eval", image_root)
-    assert dataset.queries[0][0] == "<|image_pad|>\nRepresent the given image with the following question: Why?\n"
+    assert dataset.queries[0][0] == "<|image_1|>\nRepresent the given image with the following question: Why?\n"
     assert dataset.task_type == "image_qa" and dataset.candidates[0] == [("because", ""), ("no", "")]
 
 
@@ -87,7 +87,7 @@ def test_visual_documents_rank_globally_and_check_qrels(tmp_path, image_root):
     assert dataset.eval_type == "global" and dataset.relevance == [{1: 2.0}]
     assert dataset.queries == [("Find a document image that matches the given query: total revenue", "")]
     assert dataset.corpus[0] == (
-        "<|image_pad|> Understand the content of the provided document image.",
+        "<|image_1|> Understand the content of the provided document image.",
         str(image_root / "a.png"),
     )
     pd.DataFrame([{"query-id": "q1", "corpus-id": 9, "score": 1}]).to_parquet(folder / "qrels.parquet")

@@ -149,3 +149,17 @@ def test_eval_cli_prints_the_skipped_folders(tiny_random_model_dir, root, tmp_pa
         {"name": ".cache", "reason": "hidden folder"},
         {"name": "images", "reason": "no test data"},
     ]
+
+
+def test_a_test_image_folder_beside_test_parquet_does_not_hide_the_table(tmp_path):
+    """`datasets` tries the `<split>/` folder pattern before `<split>.parquet`: a folder of test images beside the
+    table used to resolve to no data at all."""
+    root = tmp_path / "eval"
+    write_table(root / "VOC2007" / "test.parquet", [V1_ROW])
+    (root / "VOC2007" / "test").mkdir()
+    Image.new("RGB", (56, 56), "red").save(root / "VOC2007" / "test" / "a.png")
+    write_images(tmp_path / "images")
+    assert data.split_files(root / "VOC2007", "test") == [str((root / "VOC2007" / "test.parquet").resolve())]
+    assert data.discover_datasets(root) == (["VOC2007"], [])
+    (loaded,) = load_mmeb_eval(root, tmp_path / "images")
+    assert loaded.name == "VOC2007" and len(loaded.queries) == 1

@@ -215,14 +215,15 @@ def test_a_complete_chat_prompt_takes_no_instruction(st_gme):
 def test_mmeb_prompts_reach_the_model_as_the_gme_driver_sends_them(st_gme, auto_gme, mini_mmeb):
     from vlm2vec_hf.evaluation.data import load_mmeb_eval
     from vlm2vec_hf.evaluation.evaluator import encoder_input
+    from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG
 
-    datasets = load_mmeb_eval(mini_mmeb / "eval", mini_mmeb / "images", image_token="<|image_pad|>")
-    image_query = next(q for d in datasets for q in d.queries if q[1] and q[0].startswith("<|image_pad|>"))
+    datasets = load_mmeb_eval(mini_mmeb / "eval", mini_mmeb / "images")
+    image_query = next(q for d in datasets for q in d.queries if q[1] and q[0].startswith(MMEB_IMAGE_TAG))
     text_query = next(q for d in datasets for q in d.queries if not q[1])
     for text, image in (image_query, text_query):
         features = st_gme[0].preprocess([encoder_input((text, image))])
-        # VLM2Vec stores "<|image_pad|> instruction text"; its GME driver sends instruction + " " + text.
-        driver = text[len("<|image_pad|> ") :] if image else text
+        # The eval data holds "<|image_1|> instruction text"; VLM2Vec's GME driver sends instruction + " " + text.
+        driver = text[len(MMEB_IMAGE_TAG + " ") :] if image else text
         reference = auto_gme[1](text=[chat_prompt(driver, bool(image))], images=[image] if image else None)
         assert features["input_ids"].tolist() == reference["input_ids"].tolist()
 

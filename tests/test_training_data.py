@@ -32,7 +32,7 @@ def test_mini_mmeb_layout_and_tasks(mini_mmeb):
         assert not (set(table["qry_img_path"]) - {""}) & train_images, name
 
 
-def test_load_caps_swaps_tags_and_keeps_paths_lazy(mini_mmeb):
+def test_load_caps_keeps_mmeb_tags_and_paths_lazy(mini_mmeb):
     subsets = load_mmeb_train(
         mini_mmeb / "train", mini_mmeb / "images", subsets=["Digits", "Digits_t2i"], max_per_subset=25
     )
@@ -40,7 +40,7 @@ def test_load_caps_swaps_tags_and_keeps_paths_lazy(mini_mmeb):
     digits = subsets["Digits"]
     assert digits.column_names == ["query", "positive"]
     first = digits[0]
-    assert first["query"]["text"] == "<|image_pad|> Represent the given image for classification."
+    assert first["query"]["text"] == "<|image_1|> Represent the given image for classification."
     assert first["query"]["image"].startswith(str(mini_mmeb / "images"))  # a path string, not a decoded image
     assert first["positive"] == {"text": first["positive"]["text"], "image": None}
     raw = datasets.load_dataset("parquet", data_files=str(mini_mmeb / "train/Digits/original.parquet"), split="train")

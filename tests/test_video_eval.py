@@ -19,9 +19,10 @@ from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator, encoder_input, unique
 from vlm2vec_hf.evaluation.metrics import ranking_metrics
 from vlm2vec_hf.evaluation.published import published_scores
 from vlm2vec_hf.evaluation.report import to_markdown
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG, MMEB_VIDEO_TAG
 
 REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "video_eval_prompts.json").read_text())["cases"]
-VID = "<|video_pad|>"
+VID = MMEB_VIDEO_TAG  # the data layer writes MMEB's tags; the processor maps them to its backbone's tokens
 CANDIDATE = f"{VID} Understand the content of the provided video."
 
 
@@ -29,36 +30,59 @@ def reference(case_id: str) -> str:
     return REFERENCE[case_id]["text"]
 
 
+@pytest.fixture(scope="module")
+def qwen_processor(tiny_random_model_dir):
+    """The processor of a Qwen2-VL model folder, whose video token the reference's prompts hold."""
+    from vlm2vec_hf.modeling_vlm2vec import VLM2VecProcessor
+
+    return VLM2VecProcessor.from_pretrained(tiny_random_model_dir)
+
+
+def embedded(processor, prompt: str) -> str:
+    """The prompt string the processor embeds for a video item whose text is `prompt` (the sentence-transformers
+    path: `format_prompt` with one video)."""
+    return processor.format_prompt(prompt, num_videos=1)
+
+
 # ---- prompts: the reference's strings ----------------------------------------------------------------------------
 
 
-def test_retrieval_classification_and_moment_prompts_equal_the_reference():
-    assert prompts_video.candidate_prompt(VID) == reference("p01") == reference("p07")
-    assert prompts_video.query_prompt("video_cls", "UCF101", "", [], True, VID) == reference("p02")
-    assert prompts_video.query_prompt("video_cls", "K700", "", [], True, VID) == reference("p08")
-    caption = "a cat looks around a room"
-    assert prompts_video.query_prompt("video_ret", "MSR-VTT", caption, [], False, VID) == reference("p03")
+def test_retrieval_classification_and_moment_prompts_equal_the_reference(qwen_processor):
+    def qwen(prompt: str) -> str:
+        return embedded(qwen_processor, prompt)
+
+    assert qwen(prompts_video.candidate_prompt()) == reference("p01") == reference("p07")
+    assert qwen(prompts_video.query_prompt("video_cls", "UCF101", "", [], True)) == reference("p02")
+    assert qwen(prompts_video.query_prompt("video_cls", "K700", "", [], True)) == reference("p08")
+    caption = "a cat looks around a room"  # text queries: no tag
+    assert prompts_video.query_prompt("video_ret", "MSR-VTT", caption, [], False) == reference("p03")
     caption = "a cup of coffee seen from above"
-    assert prompts_video.query_prompt("video_ret", "MSVD", caption, [], False, VID) == reference("p12")
+    assert prompts_video.query_prompt("video_ret", "MSVD", caption, [], False) == reference("p12")
     scene = "steam rises from the cup"
-    assert prompts_video.query_prompt("video_mret", "Charades-STA", scene, [], True, VID) == reference("p06")
-    assert prompts_video.video_prompt_rule("", None, VID) == reference("p09")  # empty instruction: trailing space
+    assert qwen(prompts_video.query_prompt("video_mret", "Charades-STA", scene, [], True)) == reference("p06")
+    assert qwen(prompts_video.video_prompt_rule("")) == reference("p09")  # empty instruction: trailing space
     # Breakfast's instruction itself ends with a space
-    assert prompts_video.query_prompt("video_cls", "Breakfast", "", [], True, VID).endswith("in the video. ")
+    assert prompts_video.query_prompt("video_cls", "Breakfast", "", [], True).endswith("in the video. ")
+    # the data layer holds MMEB's tag only; the backbone's token is the processor's business
+    assert prompts_video.candidate_prompt().startswith(f"{VID} ") and qwen_processor.video_token not in VID
 
 
-def test_qa_prompts_equal_the_reference():
+def test_qa_prompts_equal_the_reference(qwen_processor):
+    def qwen(prompt: str) -> str:
+        return embedded(qwen_processor, prompt)
+
     options = ["stands still", "looks at the shops", "rides a bicycle", "talks on the phone", "runs away"]
     question = "what does the man do after walking down the street"
-    assert prompts_video.qa_query("NExTQA", question, options) == reference("p04")
+    assert qwen(prompts_video.qa_query("NExTQA", question, options)) == reference("p04")
     assert "Question:  what" in reference("p04")  # TASK_PROMPT's trailing space + the joining space
     assert prompts_video.qa_options(options)[1] == reference("p05")  # qa_template's option string
     # ... which MVBench's candidates are; NExTQA's parser drops them and ranks the raw options
     assert prompts_video.qa_candidates("MVBench", options)[1] == reference("p05")
     assert prompts_video.qa_candidates("NExTQA", options) == options
-    assert prompts_video.qa_query("MVBench", question, options) == reference("p04")
+    assert qwen(prompts_video.qa_query("MVBench", question, options)) == reference("p04")
     mme_options = ["A. a dog", "B. a cat", "C. a bird", "D. a horse"]
-    assert prompts_video.qa_query("Video-MME", "Which animal appears in the video?", mme_options) == reference("p13")
+    mme = prompts_video.qa_query("Video-MME", "Which animal appears in the video?", mme_options)
+    assert qwen(mme) == reference("p13")
     assert prompts_video.qa_candidates("Video-MME", mme_options) == ["a dog", "a cat", "a bird", "a horse"]
     # EgoSchema joins the options with spaces, straight after the question; ActivityNetQA is yes / no
     ego = prompts_video.qa_query("EgoSchema", "What is c doing?", ["A. cooking.", "B. reading."])
@@ -144,7 +168,7 @@ def test_loader_builds_each_layout_with_its_prompts(video_root):
     assert msrvtt.relevance == [{0: 1.0}, {1: 1.0}, {0: 1.0}]
     ucf = loaded["UCF101"]
     assert ucf.eval_type == "global" and ucf.corpus == [("jumping", ""), ("running", ""), ("swimming", "")]
-    assert ucf.queries[1] == (prompts_video.query_prompt("video_cls", "UCF101", "", [], True, VID), "", clip("b"))
+    assert ucf.queries[1] == (prompts_video.query_prompt("video_cls", "UCF101", "", [], True), "", clip("b"))
     assert ucf.relevance == [{0: 1.0}, {2: 1.0}, {0: 1.0}]
     ssv2 = loaded["SmthSmthV2"]
     assert ssv2.eval_type == "local" and ssv2.candidates == [[("Folding something", ""), ("Opening something", "")]]
@@ -228,7 +252,7 @@ def test_each_distinct_clip_item_is_encoded_once_in_its_own_call(video_root, tmp
     clip_a = {"text": CANDIDATE, "video": str(video_root / "frames" / "a")}
     assert keys.count(json.dumps(clip_a, sort_keys=True)) == 1  # in MSR-VTT's pool twice and in Charades-STA
     # UCF101 rows 0 and 2 are the same (prompt, clip) query: one item
-    ucf_query = {"text": prompts_video.query_prompt("video_cls", "UCF101", "", [], True, VID)}
+    ucf_query = {"text": prompts_video.query_prompt("video_cls", "UCF101", "", [], True)}
     assert sum(1 for x in encoded if isinstance(x, dict) and x["text"] == ucf_query["text"]) == 2  # clips a, b
     kinds = [{("video" if isinstance(x, dict) else "text") for x in call} for call in model.calls]
     assert kinds == [{"text"}, {"video"}]  # one text call, one video call (no image items here)
@@ -347,7 +371,7 @@ def test_momentseeker_queries_are_text_image_or_clip_with_their_own_instructions
     assert seeker.queries == [
         ("Find the clip that corresponds to the given text: a square", ""),
         (
-            "<|image_pad|> Select the video clip that aligns with the given text and image: this one",
+            f"{MMEB_IMAGE_TAG} Select the video clip that aligns with the given text and image: this one",
             str(video_root / "still.png"),
         ),
         (
@@ -371,3 +395,37 @@ def test_momentseeker_queries_are_text_image_or_clip_with_their_own_instructions
 
 def clips_abs(root: Path, name: str) -> str:
     return str(root / "frames" / name)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".tif", ".ppm"])
+def test_clip_folders_of_any_frame_format_the_model_reads_are_accepted(video_root, suffix):
+    """The eval check lists frames as the processor does (`list_frame_files`): it once rejected these formats."""
+    folder = video_root / "frames" / f"only{suffix}"
+    folder.mkdir()
+    for index in range(2):
+        Image.new("RGB", (8, 8), "red").save(folder / f"{index:04d}{suffix}")
+    write_rows(video_root, "MSVD", [{"qry_text": "x", "qry_video": "", "tgt_video": [f"frames/only{suffix}"]}])
+    (loaded,) = load_mmeb_eval(video_root, video_root, names=["MSVD"])
+    assert loaded.corpus == [(CANDIDATE, "", str(folder))]
+
+
+def test_mmeb_tags_embed_as_the_backbones_own_tokens(tiny_random_model_dir, qwen_processor, video_root):
+    """The data layer writes MMEB's `<|video_1|>` / `<|image_1|>`; the processor maps them to the backbone's tokens,
+    so the embeddings equal those of prompts written with the tokens themselves (`__call__` and `encode`)."""
+    from sentence_transformers import SentenceTransformer
+
+    video_token, image_token = qwen_processor.video_token, qwen_processor.image_token
+    clip = str(video_root / "frames" / "a")
+    image = str(video_root / "frames" / "a" / "0000.png")
+    text = " Understand the content of the provided video."
+    by_tag = qwen_processor(text=[VID + text], videos=[clip])
+    by_token = qwen_processor(text=[video_token + text], videos=[clip])
+    assert by_tag["input_ids"].tolist() == by_token["input_ids"].tolist()
+    assert (by_tag["input_ids"] == qwen_processor.video_token_id).sum() > 0
+    model = SentenceTransformer(str(tiny_random_model_dir), trust_remote_code=True, device="cpu")
+    inputs = [
+        ({"text": VID + text, "video": clip}, {"text": video_token + text, "video": clip}),
+        ({"text": f"{MMEB_IMAGE_TAG} a frame", "image": image}, {"text": f"{image_token} a frame", "image": image}),
+    ]
+    for tagged, native in inputs:
+        assert np.array_equal(model.encode([tagged]), model.encode([native]))

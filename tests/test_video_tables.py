@@ -15,8 +15,9 @@ from PIL import Image
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.evaluation.data import EvalDataError, load_mmeb_eval
 from vlm2vec_hf.evaluation.video_tables import SPECS, convert_video_table
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_VIDEO_TAG
 
-VID = "<|video_pad|>"
+VID = MMEB_VIDEO_TAG  # the data layer's video tag; the processor maps it to its backbone's video token
 CLIP = f"{VID} Understand the content of the provided video."
 QA = (
     f"{VID} Given a video and a question, select the most accurate answer from the provided candidates. "

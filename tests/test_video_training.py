@@ -18,11 +18,13 @@ from torch.utils.data import BatchSampler, ConcatDataset, SequentialSampler
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_VIDEO_TAG
+from vlm2vec_hf.modeling_vlm2vec.media_loading import FRAME_FILE_EXTENSIONS
 from vlm2vec_hf.training import mini_mmeb as mini
 from vlm2vec_hf.training.data import MMEBDataError, combine, load_mmeb_train
 from vlm2vec_hf.training.sampler import InterleavedSubBatchSampler
 
-VIDEO_TOKEN = "<|video_pad|>"
+VIDEO_TAG = MMEB_VIDEO_TAG  # the data layer's video tag; the processor maps it to its backbone's token
 
 
 def frames_root(data: Path) -> Path:
@@ -131,27 +133,27 @@ def test_video_rows_follow_the_reference_prompts(mini_mmeb):
         assert loaded["Shapes"].features[side] == datasets.Features(
             {"text": datasets.Value("string"), "video": datasets.Value("string")}
         )
-    # video -> caption: the human turn with <video> swapped for the token, the clip; the caption as text.
+    # video -> caption: the human turn with <video> swapped for MMEB's video tag, the clip; the caption as text.
     assert loaded["Shapes"][0]["query"] == {
-        "text": "<|video_pad|> Recognize the category of the video content.",
+        "text": f"{VIDEO_TAG} Recognize the category of the video content.",
         "video": str(root / captions[0]["video"]),
     }
     assert [r["positive"] for r in loaded["Shapes"]] == [
         {"text": r["conversations"][1]["value"], "video": None} for r in captions
     ]
-    # caption -> video: the reference's retrieval prompts, the token at the end of the target.
+    # caption -> video: the reference's retrieval prompts, the tag at the end of the target.
     assert [r["query"]["text"] for r in loaded["Shapes-video"]] == [
         "Find a video that contains the following visual content: " + r["conversations"][1]["value"] for r in captions
     ]
     assert loaded["Shapes-video"][3]["positive"] == {
-        "text": "Understand the content of the provided video: <|video_pad|>",
+        "text": f"Understand the content of the provided video: {VIDEO_TAG}",
         "video": str(root / captions[3]["video"]),
     }
     assert loaded["Shapes-video"][3]["query"]["video"] is None
     # video QA: the QA prompt in front of the human turn.
     assert [r["query"]["text"] for r in loaded["Shapes-qa"]] == [
         "Answer a question based on the content of a video. "
-        + r["conversations"][0]["value"].replace("<video>", VIDEO_TOKEN)
+        + r["conversations"][0]["value"].replace("<video>", VIDEO_TAG)
         for r in qa
     ]
     assert [r["positive"]["text"] for r in loaded["Shapes-qa"]] == [r["conversations"][1]["value"] for r in qa]
@@ -209,7 +211,7 @@ def test_unusable_video_rows_are_reported_with_subset_and_row(mini_mmeb, tmp_pat
         load(["Shapes", "Shapes-video"])
     lines = str(error.value).splitlines()
     assert lines[0] == "7 unusable MMEB-train rows:"
-    no_frames = "holds no frames (.jpg, .jpeg, .png, .bmp, .webp, .gif, .tif, .tiff files)"
+    no_frames = f"holds no frames ({', '.join(FRAME_FILE_EXTENSIONS)} files)"
     undecodable = f"video file {str(frames / 'broken.mp4')!r} cannot be decoded: "
     for side, offset in (("Shapes row {} (query)", 1), ("Shapes-video row {} (positive)", 5)):
         assert lines[offset] == f"{side.format(1)}: video {str(frames / rows[1]['video'])!r} does not exist"
@@ -223,7 +225,7 @@ def test_unusable_video_rows_are_reported_with_subset_and_row(mini_mmeb, tmp_pat
 
 def test_video_subsets_need_a_video_model_a_root_and_no_hard_negatives(mini_mmeb):
     with pytest.raises(ValueError, match="video subset 'Shapes': this model takes no video input"):
-        load_video(mini_mmeb, ["Shapes"], video_token=None)
+        load_video(mini_mmeb, ["Shapes"], video_input=False)
     with pytest.raises(ValueError, match=r"video subset 'Shapes-video' needs the video root"):
         load_mmeb_train(mini_mmeb / "train-video", "", subsets=["Shapes-video"])
     with pytest.raises(ValueError, match="hard negatives: video subset 'Shapes-qa' has none"):
@@ -373,3 +375,15 @@ def test_mini_mmeb_train_v2_holds_the_image_subsets_and_the_video_tables_in_one_
     assert {name: len(rows) for name, rows in mixture.items() if name in manifest["train"]} == manifest["train"]
     assert len(mixture["Shapes-video"]) == manifest["train-video"]["rows"]["Shapes"]
     assert mixture["Shapes"][0]["query"]["video"] and mixture["Faces"][0]["query"]["image"]
+
+
+def test_the_frame_check_lists_frames_as_the_model_reads_them(tmp_path):
+    """Hidden files do not count as frames (the processor skips them); `.ppm` frames, which it reads, do."""
+    from vlm2vec_hf.training.data import video_problem
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    Image.new("RGB", (8, 8)).save(clip / ".0000.png")
+    assert "holds no frames" in video_problem(str(clip))
+    Image.new("RGB", (8, 8)).save(clip / "0001.ppm")
+    assert video_problem(str(clip)) is None

@@ -7,7 +7,8 @@ are relative to an image root. Read from a local folder (`<root>/<subset>/<split
 when online, from a Hub dataset (`TIGER-Lab/MMEB-train`, one config per subset).
 
 Output columns, each value `{"text": str | None, "image": absolute path | None}`: `query`, `positive` and, with
-hard negatives, `negative`. The `<|image_1|>` tag is swapped for the backbone's image token.
+hard negatives, `negative`. The texts keep MMEB's `<|image_1|>` tag; the model's processor swaps it for its
+backbone's image token.
 
 MMEB-V2's video subsets (REFERENCE.md section 3.5; the reference's `llavahound_dataset_caption.py` /
 `llavahound_dataset_qa.py`) are LLaVA-Hound tables in the same folder layout: columns `id`, `video` (a frame folder
@@ -17,15 +18,15 @@ in as `<root>/video_caption_300k/original.jsonl` and `<root>/video_qa_240k/origi
 `video_240k_caption_15k.jsonl`):
 
 * `<folder>` or `<folder>-caption` (reference: `video_caption_300k`), video -> caption: query = the human turn with
-  `<video>` -> the video token, plus the clip; positive = the gpt turn (text).
+  `<video>` -> MMEB's video tag `<|video_1|>`, plus the clip; positive = the gpt turn (text).
 * `<folder>-video` (`video_caption_300k-video`), caption -> video: query = `VRET_QUERY_PROMPT` + the gpt turn (text);
-  positive = `VRET_TARGET_PROMPT` + the video token, plus the clip.
-* `<folder>-qa` (`video_qa_240k`), video QA: query = `QA_QUERY_PROMPT` + the human turn (`<video>` -> token), plus the
+  positive = `VRET_TARGET_PROMPT` + the video tag, plus the clip.
+* `<folder>-qa` (`video_qa_240k`), video QA: query = `QA_QUERY_PROMPT` + the human turn (`<video>` -> tag), plus the
   clip; positive = the gpt turn (the answer).
 
 Video sides are `{"text": str | None, "video": absolute path | None}`; the prompts are the reference's, with the video
-token where it puts it (so they are complete prompts, embedded as they are). The reference's video rows have no hard
-negatives.
+tag where it puts its video token (so they are complete prompts; the processor maps the tag to its video token). The
+reference's video rows have no hard negatives.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ from pathlib import Path
 
 import datasets
 
-MMEB_IMAGE_TAG = "<|image_1|>"
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import MMEB_IMAGE_TAG, MMEB_VIDEO_TAG
+
+# Frame listing as the model reads clips (moves to the media-loading module with the core refactor).
+from vlm2vec_hf.modeling_vlm2vec.media_loading import FRAME_FILE_EXTENSIONS, list_frame_files
+from vlm2vec_hf.package_data import read_yaml
+
 REQUIRED_COLUMNS = ("qry", "qry_image_path", "pos_text", "pos_image_path")
 NEGATIVE_COLUMNS = ("neg_text", "neg_image_path")
 SPLITS = ("original", "diverse_instruction", "train")
@@ -48,18 +54,24 @@ VIDEO_SIDE_FEATURES = datasets.Features({"text": datasets.Value("string"), "vide
 
 # LLaVA-Hound video rows (the reference's `llavahound_dataset_caption.py` / `llavahound_dataset_qa.py`).
 LLAVA_HOUND_COLUMNS = ("video", "conversations")
-LLAVA_HOUND_VIDEO_TAG = "<video>"
-VRET_QUERY_PROMPT = "Find a video that contains the following visual content: "
-VRET_TARGET_PROMPT = "Understand the content of the provided video: "
-QA_QUERY_PROMPT = "Answer a question based on the content of a video. "
 VIDEO_TASKS = ("caption", "video", "qa")  # video -> caption, caption -> video, video QA
+VIDEO_TASKS_FILE = Path(__file__).with_name("video_train_tasks.yaml")
+
+
+def read_video_tasks(path: Path = VIDEO_TASKS_FILE) -> dict:
+    """The reference's video training prompts and subset names (`video_train_tasks.yaml`)."""
+    return read_yaml(path)
+
+
+_VIDEO_TASK_TABLES = read_video_tasks()
+LLAVA_HOUND_VIDEO_TAG: str = _VIDEO_TASK_TABLES["llava_hound_video_tag"]
+VRET_QUERY_PROMPT: str = _VIDEO_TASK_TABLES["prompts"]["vret_query"]
+VRET_TARGET_PROMPT: str = _VIDEO_TASK_TABLES["prompts"]["vret_target"]
+QA_QUERY_PROMPT: str = _VIDEO_TASK_TABLES["prompts"]["qa_query"]
 # The reference's subset names (its train yaml keys) -> (folder, task); other names follow `<folder>[-<task>]`.
-REFERENCE_VIDEO_SUBSETS = {
-    "video_caption_300k": ("video_caption_300k", "caption"),
-    "video_caption_300k-video": ("video_caption_300k", "video"),
-    "video_qa_240k": ("video_qa_240k", "qa"),
+REFERENCE_VIDEO_SUBSETS: dict[str, tuple[str, str]] = {
+    name: tuple(entry) for name, entry in _VIDEO_TASK_TABLES["reference_subsets"].items()
 }
-FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -122,18 +134,17 @@ def load_raw_subset(source: str | os.PathLike, subset: str, split: str = "origin
     return datasets.load_dataset(str(source), subset, split=split)
 
 
-def _side(text: str | None, image: str | None, image_root: Path, image_token: str) -> dict:
-    text = text.replace(MMEB_IMAGE_TAG, image_token) if text else None
+def _side(text: str | None, image: str | None, image_root: Path) -> dict:
     return {"text": text or None, "image": str(image_root / image) if image else None}
 
 
 def to_training_columns(
     raw: datasets.Dataset,
     image_root: str | os.PathLike,
-    image_token: str = "<|image_pad|>",
     hard_negatives: bool = False,
 ) -> datasets.Dataset:
-    """MMEB-train columns -> `query` / `positive` (/ `negative`) columns of `{"text", "image"}` dicts."""
+    """MMEB-train columns -> `query` / `positive` (/ `negative`) columns of `{"text", "image"}` dicts (texts as stored,
+    with MMEB's `<|image_1|>` tags, which the model's processor maps to its own image token)."""
     missing = [column for column in REQUIRED_COLUMNS if column not in raw.column_names]
     if missing:
         raise ValueError(f"MMEB-train data lacks columns {missing}; it has {raw.column_names}")
@@ -143,10 +154,7 @@ def to_training_columns(
     root = Path(image_root)
 
     def convert(batch: dict) -> dict:
-        return {
-            name: [_side(t, i, root, image_token) for t, i in zip(batch[text], batch[image])]
-            for name, text, image in sides
-        }
+        return {name: [_side(t, i, root) for t, i in zip(batch[text], batch[image])] for name, text, image in sides}
 
     features = datasets.Features({name: SIDE_FEATURES for name, _, _ in sides})
     return raw.map(convert, batched=True, remove_columns=raw.column_names, features=features, desc="MMEB columns")
@@ -187,11 +195,10 @@ def conversation_problems(subset: str, raw: datasets.Dataset) -> list[DataProble
     return problems
 
 
-def to_video_columns(
-    raw: datasets.Dataset, video_root: str | os.PathLike, task: str, video_token: str
-) -> datasets.Dataset:
+def to_video_columns(raw: datasets.Dataset, video_root: str | os.PathLike, task: str) -> datasets.Dataset:
     """LLaVA-Hound rows -> `query` / `positive` columns of `{"text", "video"}` dicts for one video `task`
-    (`caption`: video -> caption, `video`: caption -> video, `qa`: video QA), with the reference's prompts."""
+    (`caption`: video -> caption, `video`: caption -> video, `qa`: video QA), with the reference's prompts; the
+    `<video>` tag becomes MMEB's `<|video_1|>`, which the model's processor maps to its own video token."""
     if task not in VIDEO_TASKS:
         raise ValueError(f"video task must be one of {VIDEO_TASKS}, got {task!r}")
     root = Path(video_root)
@@ -199,11 +206,11 @@ def to_video_columns(
     def convert(batch: dict) -> dict:
         queries, positives = [], []
         for video, conversations in zip(batch["video"], batch["conversations"]):
-            human = _turn(conversations, 0).replace(LLAVA_HOUND_VIDEO_TAG, video_token)
+            human = _turn(conversations, 0).replace(LLAVA_HOUND_VIDEO_TAG, MMEB_VIDEO_TAG)
             answer, clip = _turn(conversations, 1), str(root / video)
             if task == "video":
                 queries.append({"text": VRET_QUERY_PROMPT + answer, "video": None})
-                positives.append({"text": VRET_TARGET_PROMPT + video_token, "video": clip})
+                positives.append({"text": VRET_TARGET_PROMPT + MMEB_VIDEO_TAG, "video": clip})
             else:
                 queries.append({"text": (QA_QUERY_PROMPT if task == "qa" else "") + human, "video": clip})
                 positives.append({"text": answer, "video": None})
@@ -217,8 +224,8 @@ def video_problem(path: str) -> str | None:
     """Why a clip cannot be used, or None: a frame folder must hold frame images, a video file a decodable frame."""
     clip = Path(path)
     if clip.is_dir():
-        if not any(entry.suffix.lower() in FRAME_EXTENSIONS for entry in clip.iterdir() if entry.is_file()):
-            return f"frame folder {path!r} holds no frames ({', '.join(FRAME_EXTENSIONS)} files)"
+        if not list_frame_files(clip):
+            return f"frame folder {path!r} holds no frames ({', '.join(FRAME_FILE_EXTENSIONS)} files)"
         return None
     if not clip.is_file():
         return f"video {path!r} does not exist"
@@ -238,8 +245,6 @@ def video_problem(path: str) -> str | None:
 def find_problems(
     subset: str,
     data: datasets.Dataset,
-    image_token: str = "<|image_pad|>",
-    video_token: str | None = None,
     clip_problems: dict[str, str | None] | None = None,
 ) -> list[DataProblem]:
     """Rows whose image file or clip is missing (or a clip holds no frames), or whose prompt's image / video tags do
@@ -258,10 +263,10 @@ def find_problems(
                 if clip_problems[video]:
                     problems.append(DataProblem(subset, row, column, clip_problems[video]))
                     continue
-            tags = text.count(image_token)
+            tags = text.count(MMEB_IMAGE_TAG)
             if tags > (1 if image else 0):
                 problems.append(DataProblem(subset, row, column, f"{tags} image tags but {int(bool(image))} images"))
-            video_tags = text.count(video_token) if video_token else 0
+            video_tags = text.count(MMEB_VIDEO_TAG)
             if video_tags > (1 if video else 0):
                 problems.append(
                     DataProblem(subset, row, column, f"{video_tags} video tags but {int(bool(video))} videos")
@@ -276,10 +281,9 @@ def load_mmeb_train(
     split: str = "original",
     max_per_subset: int | None = None,
     hard_negatives: bool = False,
-    image_token: str = "<|image_pad|>",
     check: bool = True,
     video_root: str | os.PathLike | None = None,
-    video_token: str | None = "<|video_pad|>",
+    video_input: bool = True,
 ) -> dict[str, datasets.Dataset]:
     """Load MMEB-train subsets (and MMEB-V2's LLaVA-Hound video subsets) as training datasets, one per subset.
 
@@ -292,7 +296,9 @@ def load_mmeb_train(
         hard_negatives: add a `negative` column from `neg_text` / `neg_image_path` (image subsets only).
         check: verify every image path, clip and tag count up front; raises `MMEBDataError` naming subset and row.
         video_root: folder the video rows' `video` names are relative to (the reference's `video_frame_basedir`).
-        video_token: the model's video placeholder (None: the model takes no video; a video subset is an error).
+        video_input: whether the model takes video input (False: a video subset is an error).
+
+    Texts keep MMEB's `<|image_1|>` / `<|video_1|>` tags; the model's processor maps them to its own tokens.
     """
     if subsets is None:
         if not Path(source).is_dir():
@@ -312,9 +318,9 @@ def load_mmeb_train(
         if task is None:
             if not image_root:
                 raise ValueError(f"image subset {subset!r} needs the image root its paths are relative to (image_dir)")
-            data = to_training_columns(raw, image_root, image_token, hard_negatives)
+            data = to_training_columns(raw, image_root, hard_negatives)
             if check:
-                problems += find_problems(subset, data, image_token, video_token)
+                problems += find_problems(subset, data)
             loaded[subset] = data
             continue
         if not hound:
@@ -322,7 +328,7 @@ def load_mmeb_train(
                 f"video subset {subset!r}: {folder!r} needs the LLaVA-Hound columns {LLAVA_HOUND_COLUMNS}; "
                 f"it has {raw.column_names}"
             )
-        if video_token is None:
+        if not video_input:
             raise ValueError(f"video subset {subset!r}: this model takes no video input")
         if not video_root:
             raise ValueError(f"video subset {subset!r} needs the video root its clips are relative to (video_dir)")
@@ -332,9 +338,9 @@ def load_mmeb_train(
         if row_problems:
             problems += row_problems
             continue
-        data = to_video_columns(raw, video_root, task, video_token)
+        data = to_video_columns(raw, video_root, task)
         if check:
-            problems += find_problems(subset, data, image_token, video_token, clip_problems)
+            problems += find_problems(subset, data, clip_problems)
         loaded[subset] = data
     if problems:
         raise MMEBDataError(problems)

@@ -50,53 +50,32 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-CLS_INSTRUCTION = "<|image_1|> Represent the given image for classification."
-T2I_INSTRUCTION = "Find me an everyday image that matches the given caption: "
-I2T_INSTRUCTION = "<|image_1|> Find an image caption describing the given everyday image."
-I2I_INSTRUCTION = "<|image_1|> Find a day-to-day image that looks similar to the provided image."
-QA_INSTRUCTION = "<|image_1|> Represent the given image with the following question: "
-IMAGE_TARGET = "<|image_1|> Represent the given image."
-FACE_LABELS = ["a human face", "not a face"]
+from vlm2vec_hf.package_data import read_yaml
+
+TABLES_FILE = Path(__file__).with_name("mini_mmeb.yaml")
+
+
+def read_tables(path: Path = TABLES_FILE) -> dict:
+    """The set's prompts, labels, captions and task groups (`mini_mmeb.yaml`)."""
+    return read_yaml(path)
+
+
+_TABLES = read_tables()
+_INSTRUCTIONS = _TABLES["instructions"]
+DIGIT_NAMES: list[str] = _TABLES["digit_names"]
+CLS_INSTRUCTION: str = _INSTRUCTIONS["classification"]
+T2I_INSTRUCTION: str = _INSTRUCTIONS["t2i"]
+I2T_INSTRUCTION: str = _INSTRUCTIONS["i2t"]
+I2I_INSTRUCTION: str = _INSTRUCTIONS["i2i"]
+QA_INSTRUCTION: str = _INSTRUCTIONS["qa"]
+IMAGE_TARGET: str = _INSTRUCTIONS["image_target"]
+FACE_LABELS: list[str] = _TABLES["face_labels"]
 QUERY_INSTRUCTIONS = (CLS_INSTRUCTION, T2I_INSTRUCTION, I2T_INSTRUCTION, I2I_INSTRUCTION, QA_INSTRUCTION)
 # How the eval datasets group in reports (`tasks.json`), and which MMEB-V2 prompt parser each one follows.
-EVAL_GROUPS = {
-    "Digits": {"meta_task": "Classification", "modality": "image", "ood": False, "task_type": "image_cls"},
-    "Faces": {"meta_task": "Classification", "modality": "image", "ood": False, "task_type": "image_cls"},
-    "Digits_t2i": {"meta_task": "Retrieval", "modality": "image", "ood": False, "task_type": "image_t2i"},
-    "Photos_i2t": {"meta_task": "Retrieval", "modality": "image", "ood": False, "task_type": "image_i2t"},
-    "Photos_i2i": {"meta_task": "Retrieval", "modality": "image", "ood": False, "task_type": "image_i2i_vg"},
-    "Digits_VQA": {"meta_task": "VQA", "modality": "image", "ood": False, "task_type": "image_qa"},
-}
-VISDOC_GROUPS = {"Digits_docs": {"meta_task": "VisDoc-mini", "modality": "visdoc", "ood": False}}
-
-# skimage.data loaders with their captions (the docstrings' first lines, lightly edited), plus sklearn's two photos.
-SKIMAGE_PHOTOS = {
-    "astronaut": "the astronaut Eileen Collins",
-    "chelsea": "Chelsea the cat",
-    "coffee": "a coffee cup",
-    "rocket": "launch of DSCOVR on a Falcon 9 rocket",
-    "coins": "Greek coins from Pompeii",
-    "camera": "a man with a camera",
-    "moon": "the surface of the moon",
-    "page": "a scanned page of text",
-    "horse": "a black and white silhouette of a horse",
-    "clock": "a motion blurred clock",
-    "text": "printed text for corner detection",
-    "brick": "a brick wall",
-    "grass": "grass",
-    "gravel": "gravel",
-    "hubble_deep_field": "the Hubble extreme deep field",
-    "retina": "a human retina",
-    "immunohistochemistry": "immunohistochemical staining of tissue",
-    "colorwheel": "a color wheel",
-    "checkerboard": "a checkerboard",
-    "logo": "the scikit-image logo",
-    "cell": "a cell floating in saline",
-    "microaneurysms": "microaneurysms in a retina",
-    "shepp_logan_phantom": "the Shepp Logan phantom",
-}
-SKLEARN_PHOTOS = {"china.jpg": "a Chinese temple by a lake", "flower.jpg": "a flower"}
+EVAL_GROUPS: dict[str, dict] = _TABLES["eval_groups"]
+VISDOC_GROUPS: dict[str, dict] = _TABLES["visdoc_groups"]
+SKIMAGE_PHOTOS: dict[str, str] = _TABLES["skimage_photos"]  # skimage.data loader name -> caption
+SKLEARN_PHOTOS: dict[str, str] = _TABLES["sklearn_photos"]  # sklearn sample image file -> caption
 DIGIT_QUESTIONS = {
     "What digit is shown?": lambda digit: DIGIT_NAMES[digit],
     "Is the digit even or odd?": lambda digit: "even" if digit % 2 == 0 else "odd",
@@ -105,44 +84,19 @@ DIGIT_QUESTIONS = {
 
 
 # Generated motion clips (video).
-SHAPE_COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (230, 210, 40)}
-SHAPES = ("circle", "square", "triangle")
-DIRECTIONS = ("to the left", "to the right")
+SHAPE_COLORS: dict[str, tuple[int, int, int]] = {name: tuple(rgb) for name, rgb in _TABLES["shape_colors"].items()}
+SHAPES: tuple[str, ...] = tuple(_TABLES["shapes"])
+DIRECTIONS: tuple[str, ...] = tuple(_TABLES["directions"])
 CLIP_FRAMES, CLIP_SIZE = 8, 56
 SHAPE_SIZE = (20, 26)  # side in pixels, drawn per clip
 TRAIN_CLIPS_PER_COMBO = 12  # training clips per colour / shape / direction (plus 1 held-out eval clip)
-# The caption turn asks what the eval's classification query asks (K700's instruction), so that a tiny model sees the
-# eval prompt in training; the reference's own caption turns vary.
-CAPTION_QUESTION = "<video> Recognize the category of the video content."
+CAPTION_QUESTION: str = _INSTRUCTIONS["video_caption"]
+_ANSWERS = {"color": tuple(SHAPE_COLORS), "shape": SHAPES, "direction": DIRECTIONS}
 SHAPE_QUESTIONS = {  # question -> (attribute, every answer)
-    "What color is the moving shape?": ("color", tuple(SHAPE_COLORS)),
-    "What shape moves in the video?": ("shape", SHAPES),
-    "Which way does the shape move?": ("direction", DIRECTIONS),
+    question: (attribute, _ANSWERS[attribute]) for question, attribute in _TABLES["shape_questions"].items()
 }
-VIDEO_TRAIN_SUBSETS = ("Shapes", "Shapes-video", "Shapes-qa")
-VIDEO_EVAL_GROUPS = {
-    "Shapes_t2v": {
-        "meta_task": "V-RET",
-        "modality": "video",
-        "ood": False,
-        "task_type": "video_ret",
-        "prompts_of": "MSR-VTT",
-    },
-    "Shapes_cls": {
-        "meta_task": "V-CLS",
-        "modality": "video",
-        "ood": False,
-        "task_type": "video_cls",
-        "prompts_of": "K700",
-    },
-    "Shapes_QA": {
-        "meta_task": "V-QA",
-        "modality": "video",
-        "ood": False,
-        "task_type": "video_qa",
-        "prompts_of": "Video-MME",
-    },
-}
+VIDEO_TRAIN_SUBSETS: tuple[str, ...] = tuple(_TABLES["video_train_subsets"])
+VIDEO_EVAL_GROUPS: dict[str, dict] = _TABLES["video_eval_groups"]
 
 
 @dataclass

@@ -77,9 +77,7 @@ def load_model(config: TrainConfig) -> SentenceTransformer:
     return model
 
 
-def load_train_dataset(
-    config: TrainConfig, image_token: str, video_token: str | None = None
-) -> datasets.Dataset | datasets.DatasetDict:
+def load_train_dataset(config: TrainConfig, video_input: bool = True) -> datasets.Dataset | datasets.DatasetDict:
     subsets = load_mmeb_train(
         config.data,
         config.image_dir,
@@ -87,27 +85,24 @@ def load_train_dataset(
         split=config.split,
         max_per_subset=config.num_sample_per_subset,
         hard_negatives=config.hard_negatives,
-        image_token=image_token,
         check=not config.skip_data_check,
         video_root=config.video_dir or None,
-        video_token=video_token,
+        video_input=video_input,
     )
     per_subset = config.batch_per_subset or config.interleave_batch_size
     return datasets.DatasetDict(subsets) if per_subset else combine(subsets, seed=config.seed)
 
 
-def build_evaluator(config: TrainConfig, image_token: str, video_token: str | None = None):
-    """The in-training MMEB evaluator (None without `eval_data`); MMEB's `<|image_1|>` becomes `image_token`, the
-    model's own placeholder (as `vlm2vec eval` does), so e.g. Phi-3.5-V prompts are not given Qwen's; video tasks'
-    prompts get `video_token`."""
+def build_evaluator(config: TrainConfig):
+    """The in-training MMEB evaluator (None without `eval_data`); its prompts keep MMEB's `<|image_1|>` /
+    `<|video_1|>` tags, which the model's processor maps to its own tokens (as in `vlm2vec eval`)."""
     if not config.eval_data:
         return None
     from vlm2vec_hf.evaluation.data import load_mmeb_eval
     from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
 
     image_root = config.eval_image_dir or config.image_dir
-    tokens = {"image_token": image_token, **({"video_token": video_token} if video_token else {})}
-    eval_sets = load_mmeb_eval(config.eval_data, image_root, **tokens)
+    eval_sets = load_mmeb_eval(config.eval_data, image_root)
     return MMEBEvaluator(eval_sets, batch_size=config.eval_batch_size, protocol=config.eval_protocol)
 
 
@@ -152,10 +147,9 @@ def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None =
     config.validate()
     set_seed(config.seed)  # adapter initialisation draws random numbers before the Trainer seeds anything
     model = load_model(config)
-    image_token = model[0].processor.image_token
-    video_token = getattr(model[0].processor, "video_token", None)  # None: a family without video input
-    train_dataset = load_train_dataset(config, image_token=image_token, video_token=video_token)
-    evaluator = build_evaluator(config, image_token, video_token)
+    video_input = getattr(model[0].processor, "video_token", None) is not None  # None: a family without video input
+    train_dataset = load_train_dataset(config, video_input=video_input)
+    evaluator = build_evaluator(config)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=training_arguments(config, evaluate=evaluator is not None),
