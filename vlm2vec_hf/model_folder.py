@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import PUBLISHED_MAX_PIXELS as PUBLISHED_MAX_PIXELS  # re-export
-from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import PUBLISHED_MIN_PIXELS as PUBLISHED_MIN_PIXELS  # re-export
 from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, get_family
 
 # torch, transformers and sentence-transformers load in the functions that use them, so that importing this module
