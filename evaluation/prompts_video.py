@@ -3,8 +3,8 @@
 videomme, egoschema, activitynetqa, moment_retrieval_datasets}`) build each query and candidate string.
 
 The returned strings are complete prompts with MMEB's video tag `<|video_1|>` (`VID` below; MomentSeeker's image
-queries: the image tag `<|image_1|>`) in place; the processor swaps it for its backbone's video token (Qwen2-VL's
-`<|video_pad|>`, which the reference writes). Nothing else is added when they are embedded. Spacing is literal: the
+queries: the image tag `<|image_1|>`) in place; the processor swaps it for its backbone's video token (the token the
+reference writes for that backbone). Nothing else is added when they are embedded. Spacing is literal: the
 QA prompt ends with `"Question: "` and is joined to the question with one more space (two spaces in the embedded
 text), and the Breakfast instruction ends with a space.
 

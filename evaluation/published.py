@@ -9,7 +9,7 @@ Where each table comes from (section numbers are those of ``REFERENCE.md``; each
   ``experiments/public/all_scores/v2.0.0/*.json``) and ``PUBLISHED_SCORES["v2.0.1"]`` (Appendix A.2, MomentSeeker
   de-duplicated to 1602 queries).
 * ``tables/published_v1_summary.csv``: ``PUBLISHED_V1_SUMMARY``, §5.1 = V1 paper Table 2 plus the MMEB leaderboard
-  row for VLM2Vec Qwen2-VL-2B.
+  row of the 2B V1 model.
 * ``tables/published_v2_summary.csv``: ``PUBLISHED_V2_SUMMARY``, §5.2 = V2 paper Table 2. Its V-MRET and Video (18)
   columns do not match the per-dataset JSONs (documented in §5.2); the JSON values are in ``PUBLISHED_SCORES``.
 

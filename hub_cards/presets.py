@@ -1,11 +1,11 @@
-"""Conversion presets for the published VLM2Vec checkpoints and the GME baselines, read from `presets.yaml` (which
-says where each value comes from).
+"""Conversion presets for the published VLM2Vec checkpoints and the baselines, read from `presets.yaml` (which says
+where each value comes from).
 
 A preset names the base backbone on the Hub, the adapter repository (None where the base is already the complete
 published model) and the settings the published model was evaluated with; `vlm2vec convert --preset NAME` uses them
 as defaults, explicit flags win. The image-processor settings are the backbone family's own
-(`BackboneFamily.image_processor_options`: Qwen2-VL's pixel bounds, Phi-3.5-V's `num_crops`), passed to the family
-by name; nothing here knows what they mean.
+(`BackboneFamily.processor_options`, e.g. pixel bounds or crop counts), passed to the family by name; nothing here
+knows what they mean.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ class ConversionPreset:
             None when `base_model` is the whole published model (nothing to merge).
         adapter_revision: the adapter repository revision to download (None: the default branch).
         position_ids_mode: "reference" (1-D positions, as the published models were trained) or "native".
-        prompt_format: "v1" (`<image> instruction text`), "v2" (`<image>\\ninstruction text\\n`) or "gme" (GME's
-            chat prompt, `backbone_gme.py`).
+        prompt_format: "v1" (`<image> instruction text`), "v2" (`<image>\\ninstruction text\\n`) or a recipe
+            family's own format (that family's prompt).
         max_length: prompt truncation in tokens (None: no truncation).
         image_resize: (width, height) in pixels every image is resized to before the processor, or None.
-        image_processor_options: the backbone family's image-processor settings by name (read-only), e.g.
-            `{"min_pixels": 3136, "max_pixels": 1003520}` (Qwen2-VL, pixels) or `{"num_crops": 4}` (Phi-3.5-V).
+        image_processor_options: the backbone family's `processor_options` by name (read-only), e.g.
+            `{"min_pixels": 3136, "max_pixels": 1003520}` (pixel bounds) or `{"num_crops": 4}`.
         notes: where values come from and what is inferred rather than stated.
         processor_source: Hub id the tokenizer and image processor come from (None: `base_model`).
     """
