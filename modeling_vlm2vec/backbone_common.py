@@ -269,6 +269,10 @@ class BackboneFamily(ABC):
         """A clip's sampled RGB PIL frames -> the frames the video processing takes (the family's resize)."""
         raise NotImplementedError
 
+    def processor_option_values(self, image_processor) -> dict[str, Any]:
+        """The current value of each of `processor_options` on `image_processor`, by name."""
+        return {option.name: getattr(image_processor, option.name) for option in self.processor_options}
+
     def resize_image(self, image):
         """The family's own resize of a prepared RGB PIL image, before the image processor (default: none)."""
         return image

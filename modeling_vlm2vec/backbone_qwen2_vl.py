@@ -164,6 +164,9 @@ class Qwen2VLFamily(BackboneFamily):
             return Qwen2VLImageProcessorPil(size=size)
         return AutoImageProcessor.from_pretrained(source, backend="pil", size=size)
 
+    def processor_option_values(self, image_processor) -> dict[str, Any]:
+        return {"min_pixels": image_processor.size["shortest_edge"], "max_pixels": image_processor.size["longest_edge"]}
+
     def image_token_id(self, tokenizer) -> int:
         return tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
 
