@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -26,7 +27,14 @@ from hub_server import LocalHub
 from test_training import train_args
 
 from vlm2vec_hf.cli import main
-from vlm2vec_hf.hub_cards.push import HubPushError, ModelFolderError, check_model_folder, push_model_folder
+from vlm2vec_hf.hub_cards.push import (
+    HubPushError,
+    ModelFolderError,
+    check_model_folder,
+    push_model_folder,
+    required_code_files,
+)
+from vlm2vec_hf.modeling_vlm2vec.backbones import all_families
 
 ALICE, BOB = "tok-alice", "tok-bob"
 TOKENS = {ALICE: "alice", BOB: "bob"}
@@ -242,21 +250,16 @@ def test_refused_folders_send_no_request(hub, fixture_model_dir, tmp_path, capsy
     assert hub.request_log == []
 
 
-def test_code_files_needed_are_read_from_the_folders_own_imports(fixture_model_dir, tmp_path):
-    # A folder written before the LLaVA-Next and GME families existed: its backbones.py never imports them.
-    older = copy_folder(fixture_model_dir, tmp_path / "older")
-    registry = older / "backbones.py"
-    lines = registry.read_text().splitlines(keepends=True)
-    for name in ("backbone_llava_next", "backbone_gme"):
-        (older / f"{name}.py").unlink()
-        lines = [line for line in lines if f"from .{name} import" not in line]
-    registry.write_text("".join(lines))
-    uploaded = check_model_folder(older)
-    assert "backbone_phi3_v.py" in uploaded and "backbone_gme.py" not in uploaded
-    # A file the folder's code does import is required, named with its importer.
-    (older / "backbone_phi3_v.py").unlink()
-    with pytest.raises(ModelFolderError, match=r"missing: backbone_phi3_v.py \(imported by backbones.py\)"):
-        check_model_folder(older)
+def test_the_code_files_required_are_the_registrys(fixture_model_dir, tmp_path):
+    """Every family's shipped files (and the entry files) must be in the folder, each missing one named."""
+    uploaded = check_model_folder(fixture_model_dir)
+    assert set(required_code_files()) <= set(uploaded)
+    assert {name for family in all_families() for name in family.shipped_files} <= set(required_code_files())
+    for name in required_code_files():
+        folder = copy_folder(fixture_model_dir, tmp_path / name)
+        (folder / name).unlink()
+        with pytest.raises(ModelFolderError, match=rf"missing: {re.escape(name)}\. "):
+            check_model_folder(folder)
 
 
 def test_wrong_token_forbidden_namespace_and_network_errors_are_explained(hub, fixture_model_dir, capsys):
