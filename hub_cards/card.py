@@ -312,6 +312,26 @@ def build_model_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
 
 
+def card_with_eval_results(folder: str | os.PathLike, results: dict, model_name: str) -> ModelCard:
+    """The folder's `README.md` card (a new one from [`build_model_card`] when it has none) with `results` (a
+    `vlm2vec eval` results JSON) in its `model-index`, so the Hub shows them: an entry for the same task, dataset
+    and metric is replaced, the others kept, as huggingface_hub's `metadata_update` merges them. The folder is only
+    read.
+
+    `evaluate.push_to_hub` is not used: it makes one commit per metric, takes no endpoint or token, and its dataset
+    check catches `requests` errors where huggingface_hub 2.x raises httpx ones, so a `local` dataset fails it.
+    """
+    readme = Path(folder) / "README.md"
+    if not readme.is_file():
+        return build_model_card(folder, model_name=model_name, eval_results=results)
+    card = ModelCard.load(readme)
+    new = _eval_results(results, model_name)
+    kept = [old for old in card.data.eval_results or [] if not any(old.is_equal_except_value(e) for e in new)]
+    card.data.eval_results = kept + new
+    card.data.model_name = card.data.model_name or model_name
+    return card
+
+
 def _mmeb_datasets() -> set[str]:
     return {dataset for datasets in V1_META_TASKS.values() for dataset in datasets}
 

@@ -4,8 +4,9 @@
 (`exist_ok`), the branch when a `revision` is given, and uploads the files a Hub repo needs in one commit with
 `HfApi.upload_folder(allow_patterns=ALLOW_PATTERNS, ignore_patterns=IGNORE_PATTERNS)`; `check_model_folder` lists the
 same files with huggingface_hub's own filter (`filter_repo_objects`). The code files a folder must carry are the
-registry's (`backbones.code_files()`). The local folder is only read. huggingface_hub's preupload step skips every file whose content
-the repo already stores, so a push that failed half-way is finished by running the same push again.
+registry's (`backbones.code_files()`). With evaluation results (`eval/results.json`), a second commit writes the card
+with them in its `model-index`. The local folder is only read. huggingface_hub's preupload step skips every file whose
+content the repo already stores, so a push that failed half-way is finished by running the same push again.
 
 Errors from the Hub are re-raised as `HubPushError` (an `OSError`) with a message that says what to do; problems with
 the folder itself as `ModelFolderError` (a `ValueError`), before anything is sent.
@@ -30,6 +31,8 @@ from vlm2vec_hf.st_module import MODULE_FILE
 
 logger = logging.getLogger(__name__)
 
+#: Where `vlm2vec eval` writes a model folder's results by default; a push puts them in the card's model-index.
+DEFAULT_EVAL_RESULTS = "eval/results.json"
 #: A folder needs one of these: a full model's config or an adapter-only (LoRA/DoRA) run's.
 CONFIG_FILES = ("config.json", "adapter_config.json")
 #: What a Hub repo of this project needs (huggingface_hub patterns: `*` spans folders): weights, configs, code,
@@ -119,6 +122,25 @@ def check_model_folder(folder: str | os.PathLike) -> list[str]:
     return files
 
 
+def _card_with_results(folder: Path, repo_id: str, eval_results: str | os.PathLike | None):
+    """The card to push in place of the folder's README.md when there are evaluation results, else None."""
+    path = Path(eval_results) if eval_results is not None else folder / DEFAULT_EVAL_RESULTS
+    if eval_results is None and not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(results, dict) or not isinstance(results.get("datasets"), dict):
+            raise ValueError("not a `vlm2vec eval` results JSON (no 'datasets' mapping)")
+    except (OSError, ValueError) as error:
+        if eval_results is not None:  # asked for: an error; found by default: the card is pushed as it is
+            raise ModelFolderError(f"cannot use the evaluation results {path}: {error}") from None
+        logger.warning("%s: %s; the card is pushed without evaluation results", path, error)
+        return None
+    from vlm2vec_hf.hub_cards.card import card_with_eval_results
+
+    return card_with_eval_results(folder, results, model_name=repo_id.split("/")[-1])
+
+
 def _warn_if_adapter_needs_local_base(folder: Path) -> None:
     """An adapter-only folder names its base model; a local path there cannot be resolved by anyone else."""
     config_path = folder / "adapter_config.json"
@@ -203,8 +225,13 @@ def push_model_folder(
     revision: str | None = None,
     commit_message: str | None = None,
     endpoint: str | None = None,
+    eval_results: str | os.PathLike | None = None,
 ) -> str:
-    """Upload a model folder to the Hub repo `repo_id` (created if missing); returns the commit URL.
+    """Upload a model folder to the Hub repo `repo_id` (created if missing); returns the (last) commit URL.
+
+    With evaluation results (`eval_results`, default: the folder's `eval/results.json` that `vlm2vec eval` writes,
+    when present), the pushed card carries them in its `model-index` ([`card_with_eval_results`]): a second commit
+    replaces the folder's `README.md` on the Hub, the local one is left as it is.
 
     Args:
         folder: A complete model folder (`check_model_folder`); it is only read.
@@ -214,6 +241,7 @@ def push_model_folder(
         revision: Branch to push to; created from `main` when missing. Default: `main`.
         commit_message: Default: "Upload VLM2Vec model".
         endpoint: Hub URL; default: `HF_ENDPOINT` / the public Hub.
+        eval_results: A `vlm2vec eval` results JSON for the card's `model-index`.
 
     Raises:
         ModelFolderError: the folder is incomplete or holds pickle weights (nothing was sent).
@@ -222,6 +250,7 @@ def push_model_folder(
     folder = Path(folder)
     check_model_folder(folder)
     _check_repo_id(repo_id)
+    card = _card_with_results(folder, repo_id, eval_results)
     _warn_if_adapter_needs_local_base(folder)
     api = HfApi(endpoint=endpoint, token=token)
     if token is None and get_token() is None:
@@ -240,4 +269,12 @@ def push_model_folder(
             allow_patterns=list(ALLOW_PATTERNS),
             ignore_patterns=list(IGNORE_PATTERNS),
         )
+        if card is not None:
+            commit = api.upload_file(
+                path_or_fileobj=str(card).encode("utf-8"),
+                path_in_repo="README.md",
+                repo_id=repo_id,
+                revision=revision,
+                commit_message="Model card with the evaluation results (model-index)",
+            )
     return commit.commit_url
