@@ -17,7 +17,6 @@ import argparse
 import sys
 import warnings
 from importlib import metadata
-from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -146,12 +145,8 @@ def _needs_peft(args: argparse.Namespace) -> bool:
         from vlm2vec_hf.training.cli_options import config_from_args
 
         return bool(config_from_args(args).lora)  # --lora on the command line or `lora: true` in --config
-    if command == "convert" and getattr(args, "adapter", None):
-        from vlm2vec_hf.hub_cards.convert import is_training_adapter
-
-        # Only adapters written by `vlm2vec train --lora` go through peft; published ones are merged without it.
-        return Path(args.adapter).is_dir() and is_training_adapter(args.adapter)
-    return False
+    # Every adapter, published or trained, is merged through peft.
+    return command == "convert" and bool(getattr(args, "adapter", None))
 
 
 def check_command(args: argparse.Namespace) -> None:
