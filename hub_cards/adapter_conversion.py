@@ -8,7 +8,7 @@ Qwen2-VL keys look like `base_model.model.model.layers.N.self_attn.q_proj.lora_A
 modules are `vlm.language_model.layers.N...` and `vlm.visual...`. Phi-3.5-V keys name `model.layers.N` and the
 CLIP tower's `model.vision_embed_tokens.img_processor.vision_model.*`. peft does not remap these keys by itself: it
 warns and leaves the adapter at its init. So every key is renamed here with the family's `adapter_key_mapping`
-(`REFERENCE_KEY_MAPPING` is Qwen2-VL's; a training adapter's keys need only peft's prefix removed,
+(`REFERENCE_KEY_MAPPING` is the default family's; a training adapter's keys need only peft's prefix removed,
 `TRAINING_KEY_MAPPING`) and checked against the model's modules (a key that matches none is an error, never
 dropped). Then peft does the rest (`merge_adapter_with_peft`): a `PeftModel` over exactly the adapted layers, its
 `set_peft_model_state_dict` (which also names DoRA magnitudes, saved as `...lora_magnitude_vector`, as its parameters
@@ -37,15 +37,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 # Preference order: safetensors needs no unpickling at all.
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
-# The Qwen2-VL family's rules (pattern, replacement; first match wins); every family holds its own
+# The default family's rules (pattern, replacement; first match wins); every family holds its own
 # (`BackboneFamily.adapter_key_mapping`), which `convert_backbone` uses by default.
-REFERENCE_KEY_MAPPING: tuple[tuple[str, str], ...] = QWEN2_VL.adapter_key_mapping
+REFERENCE_KEY_MAPPING: tuple[tuple[str, str], ...] = get_family().adapter_key_mapping
 # A training adapter (`vlm2vec train --lora`) was saved from our own model: its keys are our names, with or without
 # peft's `base_model.model.` prefix.
 TRAINING_KEY_MAPPING: tuple[tuple[str, str], ...] = ((r"^base_model\.model\.", ""), (r"^", ""))

@@ -16,10 +16,10 @@ from pathlib import Path
 from peft import LoraConfig
 
 from vlm2vec_hf.compat import check_peft_compatible
-from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 
-# The reference `main` defaults, as the Qwen2-VL family lists them.
-REFERENCE_TARGET_MODULES = ",".join(QWEN2_VL.lora_target_modules)
+# The reference `main` defaults, as the registry's default family lists them.
+REFERENCE_TARGET_MODULES = ",".join(get_family().lora_target_modules)
 
 
 def language_model_regex(target_modules: str | list[str], scopes: Sequence[str] = ("language_model",)) -> str:
