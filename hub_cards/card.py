@@ -78,9 +78,11 @@ def describe_folder(folder: Path) -> dict:
         config = _read_json(Path(adapter.get("base_model_name_or_path", "")) / "config.json")
     vlm = config.get("vlm_config", {})
     text = vlm.get("text_config", {})
-    family = get_family(vlm.get("model_type"), name=config.get("backbone_family"))
+    # An adapter folder whose base config is not at hand still names its backbone in processor_config.json.
+    model_type = vlm.get("model_type") or processor.get("backbone_model_type")
+    family = get_family(model_type, name=config.get("backbone_family") or processor.get("backbone_family"))
     return {
-        "backbone": family.display_name_for(vlm.get("model_type")),
+        "backbone": family.display_name_for(model_type),
         "modalities": family.modalities,
         "hidden_size": text.get("hidden_size") or vlm.get("hidden_size"),
         "layers": text.get("num_hidden_layers") or vlm.get("num_hidden_layers"),

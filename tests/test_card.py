@@ -176,3 +176,11 @@ def test_card_module_names_no_family():
         words = {family.name, family.display_name, *family.model_types, *family.display_names.values()}
         spelt |= {word for word in words if re.search(rf"\b{re.escape(word)}\b", source, re.I)}
     assert spelt == set()
+
+
+def test_adapter_folder_without_its_base_at_hand_names_the_backbone_from_the_processor(family_folders, tmp_path):
+    folder = shutil.copytree(family_folders["phi3_v"], tmp_path / "adapter")
+    (folder / "config.json").unlink()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "someone/not-here"}))
+    rows = details_table(str(build_model_card(folder)))
+    assert rows["Backbone"] == get_family("phi3_v").display_name_for("phi3_v") and rows["Inputs"] == "text and images"
