@@ -64,8 +64,8 @@ def load_model(config: TrainConfig) -> SentenceTransformer:
         family = getattr(model[0].model, "family", None)
         target_modules = config.lora_target_modules
         if family is not None and target_modules == REFERENCE_TARGET_MODULES:
-            # The default list: the family's own reference list (the v1 list on LLaVA-Next, whose Mistral MLP the
-            # `main` list's gate_proj / up_proj would also adapt); Qwen2-VL's is the default itself.
+            # The default list stands for the family's own reference list (which may be narrower than the default
+            # family's, where the `main` list's MLP names would adapt more than the reference did).
             target_modules = ",".join(family.lora_target_modules)
         model.add_adapter(
             reference_lora_config(
