@@ -298,21 +298,22 @@ def merge_adapter_with_peft(
     )
     layers = {name: model.get_submodule(name) for name in modules}
     dtypes = {name: layer.weight.dtype for name, layer in layers.items()}
-    for layer in layers.values():
-        layer.float()
     peft_state = {
         f"base_model.model.{rename_adapter_key(key, key_mapping)}": value for key, value in state_dict.items()
     }
-    peft_model = PeftModel(model, config, adapter_name=_ADAPTER_NAME)
-    result = set_peft_model_state_dict(peft_model, peft_state, adapter_name=_ADAPTER_NAME)
-    unloaded = [key for key in result.missing_keys if f".{_ADAPTER_NAME}." in key or key.endswith(f".{_ADAPTER_NAME}")]
-    if result.unexpected_keys or unloaded:
-        peft_model.unload()
-        raise AdapterConversionError(
-            f"peft did not load the adapter exactly: unexpected {sorted(result.unexpected_keys)[:_MAX_LISTED]}, "
-            f"missing {sorted(unloaded)[:_MAX_LISTED]}"
-        )
-    merged = peft_model.merge_and_unload()
-    for name, layer in layers.items():
-        layer.to(dtypes[name])
-    return merged
+    try:
+        for layer in layers.values():
+            layer.float()
+        peft_model = PeftModel(model, config, adapter_name=_ADAPTER_NAME)
+        result = set_peft_model_state_dict(peft_model, peft_state, adapter_name=_ADAPTER_NAME)
+        unloaded = [key for key in result.missing_keys if f".{_ADAPTER_NAME}." in key]
+        if result.unexpected_keys or unloaded:
+            peft_model.unload()
+            raise AdapterConversionError(
+                f"peft did not load the adapter whole (nothing was merged): unexpected "
+                f"{sorted(result.unexpected_keys)[:_MAX_LISTED]}, missing {sorted(unloaded)[:_MAX_LISTED]}"
+            )
+        return peft_model.merge_and_unload()
+    finally:
+        for name, layer in layers.items():
+            layer.to(dtypes[name])

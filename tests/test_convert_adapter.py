@@ -29,9 +29,11 @@ from transformers import AutoModel, AutoProcessor
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.hub_cards.adapter_conversion import (
+    TRAINING_KEY_MAPPING,
     AdapterConversionError,
     LoraSettings,
     load_adapter_state_dict,
+    merge_adapter_with_peft,
     rename_adapter_key,
 )
 from vlm2vec_hf.hub_cards.convert import check_saved_weights, convert_backbone
@@ -370,3 +372,27 @@ def test_cli_convert_merges_a_training_adapter(fixture_model_dir, tmp_path):
     assert abs(merged - model.encode(inputs)).max() < TOLERANCE
     # The folder keeps its own processor and prompts: a preset does not apply to it.
     assert main(["convert", "--adapter", str(adapter), "--preset", "VLM2Vec-V2.0", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_peft_merge_is_exact_and_refuses_an_adapter_it_did_not_load_whole():
+    """The one merge path: DoRA's m / ||W + s B A||_row * (W + s B A) through peft, computed in fp32 and stored in the
+    layer's own dtype; a tensor missing is an error and leaves the model as it was."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 48)).to(torch.bfloat16)
+    weight = model[0].weight.detach().clone()
+    state = {
+        "0.lora_A.weight": torch.randn(2, 64) / 8,
+        "0.lora_B.weight": torch.randn(48, 2) / 8,
+        "0.lora_magnitude_vector": torch.rand(48) + 0.5,  # peft's saved name; it loads it as `...default.weight`
+    }
+    settings = LoraSettings(r=2, lora_alpha=4.0, use_dora=True)
+    incomplete = {key: value for key, value in state.items() if "lora_B" not in key}
+    with pytest.raises(AdapterConversionError, match=r"missing \['base_model\.model\.0\.lora_B\.default\.weight'\]"):
+        merge_adapter_with_peft(model, incomplete, TRAINING_KEY_MAPPING, settings, ["0"])
+    assert type(model[0]) is torch.nn.Linear and torch.equal(model[0].weight, weight)
+    assert model[0].weight.dtype == torch.bfloat16
+    merged = merge_adapter_with_peft(model, state, TRAINING_KEY_MAPPING, settings, ["0"])
+    assert merged is model and type(model[0]) is torch.nn.Linear and model[0].weight.dtype == torch.bfloat16
+    adapted = weight.float() + 2.0 * state["0.lora_B.weight"] @ state["0.lora_A.weight"]
+    expected = (state["0.lora_magnitude_vector"] / torch.linalg.norm(adapted, dim=1)).unsqueeze(1) * adapted
+    assert torch.equal(model[0].weight, expected.to(torch.bfloat16))
