@@ -255,6 +255,8 @@ def merge_adapter_into_model(
         adapter = read_adapter(adapter)
     settings = adapter.settings
     linear_layers = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    # Checked here, before peft: peft only warns about keys it cannot place, and a wrong shape fails in torch without
+    # the adapter key or the expected shape.
     grouped = group_adapter_weights(adapter.state_dict, linear_layers, key_mapping)
     problems = [
         problem
