@@ -1,22 +1,23 @@
-"""Published VLM2Vec LoRA / DoRA adapters merged into a `VLM2VecModel`, with explicit key mapping and no peft.
+"""LoRA / DoRA adapters merged into a `VLM2VecModel` through peft, with an explicit key mapping: the one merge path
+for published adapters (`vlm2vec convert`) and training adapters (`vlm2vec merge`, `merge: true`).
 
-The published adapters (`TIGER-Lab/VLM2Vec-Qwen2VL-*`, `VLM2Vec/VLM2Vec-V2.0`; `TIGER-Lab/VLM2Vec-LoRA` on
-Phi-3.5-V) are peft folders saved from the reference's wrapper around its vendored backbone (REFERENCE.md 1.6).
-Qwen2-VL keys look like `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight` (LLM) and
-`base_model.model.visual.*` (ViT); `VLM2VecModel` holds the stock transformers-5 `Qwen2VLModel` as `vlm`, whose
-modules are `vlm.language_model.layers.N...` and `vlm.visual...`. Phi-3.5-V keys name `model.layers.N` and the
-CLIP tower's `model.vision_embed_tokens.img_processor.vision_model.*`. peft does not remap these keys by itself: it
-warns and leaves the adapter at its init. So every key is renamed here with the family's `adapter_key_mapping`
-(`REFERENCE_KEY_MAPPING` is Qwen2-VL's), checked against the model's modules (a key that matches none is an error,
-never dropped) and merged in fp32 with peft's formulas:
+The published adapters are peft folders saved from the reference's wrapper around its vendored backbone
+(REFERENCE.md 1.6): their keys name the vendored modules (e.g. `base_model.model.model.layers.N.self_attn.q_proj.
+lora_A.weight`), while `VLM2VecModel` holds the stock backbone as `vlm` (e.g. `vlm.language_model.layers.N...`).
+peft does not remap these keys by itself: it warns and leaves the adapter at its init. So every key is renamed here
+with the backbone family's `adapter_key_mapping` (a training adapter's keys need only peft's prefix removed,
+`TRAINING_KEY_MAPPING`) and checked against the model's modules (a key that matches none is an error, never
+dropped). Then peft does the rest (`merge_adapter_with_peft`): a `PeftModel` over exactly the adapted layers, its
+`set_peft_model_state_dict` (which also names DoRA magnitudes, saved as `...lora_magnitude_vector`, as its parameters
+`...lora_magnitude_vector.<adapter>.weight`), and `merge_and_unload`, in fp32:
 
     LoRA:  W' = W + s * B @ A
     DoRA:  W' = m / ||W + s * B @ A||_row * (W + s * B @ A)
 
 with `s = lora_alpha / r` (`lora_alpha / sqrt(r)` with rsLoRA), `A` (r, in), `B` (out, r) and the magnitude `m` (out,).
 
-Merging straight into the plain model's weights also avoids OFFLINE.md's merge trap (a model merged after being
-loaded from an adapter folder saves `base_model.model.*` keys); `convert.py` still re-reads the saved weights.
+Merging into the plain model's own layers also avoids OFFLINE.md's merge trap (a model merged after being loaded
+from an adapter folder saves `base_model.model.*` keys); `convert.py` still re-reads the saved weights.
 """
 
 from __future__ import annotations
@@ -33,15 +34,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import FAMILY as QWEN2_VL
-
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 # Preference order: safetensors needs no unpickling at all.
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
-# The Qwen2-VL family's rules (pattern, replacement; first match wins); every family holds its own
-# (`BackboneFamily.adapter_key_mapping`), which `convert_backbone` uses by default.
-REFERENCE_KEY_MAPPING: tuple[tuple[str, str], ...] = QWEN2_VL.adapter_key_mapping
+# A training adapter (`vlm2vec train --lora`) was saved from our own model: its keys are our names, with or without
+# peft's `base_model.model.` prefix.
+TRAINING_KEY_MAPPING: tuple[tuple[str, str], ...] = ((r"^base_model\.model\.", ""), (r"^", ""))
+_ADAPTER_NAME = "default"
 
 _LORA_KEY = re.compile(r"^(?P<module>.+)\.(?P<part>lora_A\.weight|lora_B\.weight|lora_magnitude_vector(?:\.weight)?)$")
 _PART_NAMES = {"lora_A.weight": "lora_A", "lora_B.weight": "lora_B"}
@@ -146,7 +146,7 @@ def load_adapter_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state_dict
 
 
-def rename_adapter_key(key: str, key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING) -> str | None:
+def rename_adapter_key(key: str, key_mapping: Sequence[tuple[str, str]]) -> str | None:
     """`key` renamed by the first matching rule of `key_mapping`, or None when no rule matches."""
     for pattern, replacement in key_mapping:
         renamed, count = re.subn(pattern, replacement, key, count=1)
@@ -158,7 +158,7 @@ def rename_adapter_key(key: str, key_mapping: Sequence[tuple[str, str]] = REFERE
 def group_adapter_weights(
     state_dict: dict[str, torch.Tensor],
     linear_modules: Collection[str],
-    key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING,
+    key_mapping: Sequence[tuple[str, str]],
 ) -> dict[str, LoraModuleWeights]:
     """Map every adapter key onto one of `linear_modules` (our module names) and group the tensors per module.
 
@@ -193,16 +193,6 @@ def group_adapter_weights(
             + more
         )
     return grouped
-
-
-def merged_linear_weight(weight: torch.Tensor, lora: LoraModuleWeights, scaling: float, use_dora: bool) -> torch.Tensor:
-    """The merged `(out, in)` weight, computed in fp32 and returned in `weight`'s dtype (peft's merge formulas)."""
-    base = weight.detach().float()
-    merged = base + scaling * (lora.lora_B.float().to(base.device) @ lora.lora_A.float().to(base.device))
-    if use_dora:
-        magnitude = lora.magnitude.float().to(base.device)
-        merged = (magnitude / torch.linalg.norm(merged, dim=1)).unsqueeze(1) * merged
-    return merged.to(weight.dtype)
 
 
 def _check_module(name: str, lora: LoraModuleWeights, layer: torch.nn.Linear, settings: LoraSettings) -> str | None:
@@ -245,7 +235,7 @@ def read_adapter(adapter_dir: str | os.PathLike) -> AdapterWeights:
 def merge_adapter_into_model(
     model: torch.nn.Module,
     adapter: AdapterWeights | str | os.PathLike,
-    key_mapping: Sequence[tuple[str, str]] = REFERENCE_KEY_MAPPING,
+    key_mapping: Sequence[tuple[str, str]],
 ) -> dict[str, torch.Tensor]:
     """Merge `adapter` (read, or a folder to read) into `model`'s linear weights, in place.
 
@@ -257,6 +247,8 @@ def merge_adapter_into_model(
         adapter = read_adapter(adapter)
     settings = adapter.settings
     linear_layers = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    # Checked here, before peft: peft only warns about keys it cannot place, and a wrong shape fails in torch without
+    # the adapter key or the expected shape.
     grouped = group_adapter_weights(adapter.state_dict, linear_layers, key_mapping)
     problems = [
         problem
@@ -267,10 +259,55 @@ def merge_adapter_into_model(
         raise AdapterConversionError(
             f"{adapter.source}: adapter tensors do not fit the model:\n  " + "\n  ".join(sorted(problems))
         )
-    merged: dict[str, torch.Tensor] = {}
-    with torch.no_grad():
-        for name, lora in grouped.items():
-            weight = linear_layers[name].weight
-            weight.copy_(merged_linear_weight(weight, lora, settings.scaling, settings.use_dora))
-            merged[f"{name}.weight"] = weight.detach()
-    return merged
+    merge_adapter_with_peft(model, adapter.state_dict, key_mapping, settings, sorted(grouped))
+    return {f"{name}.weight": linear_layers[name].weight.detach() for name in grouped}
+
+
+def merge_adapter_with_peft(
+    model: torch.nn.Module,
+    state_dict: dict[str, torch.Tensor],
+    key_mapping: Sequence[tuple[str, str]],
+    settings: LoraSettings,
+    modules: Sequence[str],
+) -> torch.nn.Module:
+    """Merge adapter tensors (saved names, renamed with `key_mapping` onto `modules`, the model's adapted linear
+    layers) into `model` in place with peft: `PeftModel` over exactly those layers, `set_peft_model_state_dict`,
+    `merge_and_unload`. The layers are merged in fp32 and keep their dtype. Returns `model`.
+
+    Raises:
+        AdapterConversionError: a tensor peft did not take, or an adapter parameter left without a tensor.
+    """
+    from peft import LoraConfig, PeftModel, set_peft_model_state_dict
+
+    from vlm2vec_hf.compat import check_peft_compatible
+
+    check_peft_compatible()
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.lora_alpha,
+        use_dora=settings.use_dora,
+        use_rslora=settings.use_rslora,
+        target_modules=list(modules),
+        init_lora_weights=False,  # every adapter tensor is loaded below
+    )
+    layers = {name: model.get_submodule(name) for name in modules}
+    dtypes = {name: layer.weight.dtype for name, layer in layers.items()}
+    peft_state = {
+        f"base_model.model.{rename_adapter_key(key, key_mapping)}": value for key, value in state_dict.items()
+    }
+    try:
+        for layer in layers.values():
+            layer.float()
+        peft_model = PeftModel(model, config, adapter_name=_ADAPTER_NAME)
+        result = set_peft_model_state_dict(peft_model, peft_state, adapter_name=_ADAPTER_NAME)
+        unloaded = [key for key in result.missing_keys if f".{_ADAPTER_NAME}." in key]
+        if result.unexpected_keys or unloaded:
+            peft_model.unload()
+            raise AdapterConversionError(
+                f"peft did not load the adapter whole (nothing was merged): unexpected "
+                f"{sorted(result.unexpected_keys)[:_MAX_LISTED]}, missing {sorted(unloaded)[:_MAX_LISTED]}"
+            )
+        return peft_model.merge_and_unload()
+    finally:
+        for name, layer in layers.items():
+            layer.to(dtypes[name])

@@ -17,10 +17,11 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from vlm2vec_hf.evaluation.published import V1_META_TASKS, meta_task_of
+from vlm2vec_hf.modeling_vlm2vec.backbone_common import BackboneFamily
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 
 MMEB_EVAL_DATASET = "TIGER-Lab/MMEB-eval"
 MMEB_TRAIN_DATASET = "TIGER-Lab/MMEB-train"
-BACKBONE_NAMES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL", "phi3_v": "Phi-3.5-V"}
 TRAIN_DETAIL_KEYS = (
     "data",
     "subsets",
@@ -68,7 +69,7 @@ def _read_json(path: Path) -> dict:
 
 
 def describe_folder(folder: Path) -> dict:
-    """What the card needs from a model folder's config files (backbone, pooling, prompts, image bounds, ...)."""
+    """What the card needs from a model folder's config files (backbone, pooling, prompts, processor options, ...)."""
     config = _read_json(folder / "config.json")
     adapter = _read_json(folder / "adapter_config.json")
     processor = _read_json(folder / "processor_config.json")
@@ -77,9 +78,12 @@ def describe_folder(folder: Path) -> dict:
         config = _read_json(Path(adapter.get("base_model_name_or_path", "")) / "config.json")
     vlm = config.get("vlm_config", {})
     text = vlm.get("text_config", {})
-    size = processor.get("image_processor", {}).get("size", {})
+    # An adapter folder whose base config is not at hand still names its backbone in processor_config.json.
+    model_type = vlm.get("model_type") or processor.get("backbone_model_type")
+    family = get_family(model_type, name=config.get("backbone_family") or processor.get("backbone_family"))
     return {
-        "backbone": BACKBONE_NAMES.get(vlm.get("model_type", ""), vlm.get("model_type", "unknown")),
+        "backbone": family.display_name_for(model_type),
+        "modalities": family.modalities,
         "hidden_size": text.get("hidden_size") or vlm.get("hidden_size"),
         "layers": text.get("num_hidden_layers") or vlm.get("num_hidden_layers"),
         "pooling": config.get("pooling", "last"),
@@ -87,11 +91,34 @@ def describe_folder(folder: Path) -> dict:
         "position_ids_mode": config.get("position_ids_mode", "reference"),
         "prompt_format": processor.get("prompt_format", "v1"),
         "max_length": processor.get("max_length"),
-        "min_pixels": size.get("shortest_edge"),
-        "max_pixels": size.get("longest_edge"),
+        "num_frames": processor.get("num_frames") if family.takes_video else None,
+        "processor_options": _processor_option_values(family, folder) if processor else {},
         "prompts": st_config.get("prompts", {}),
         "adapter": bool(adapter),
     }
+
+
+def _processor_option_values(family: BackboneFamily, folder: Path) -> dict:
+    """The family's processor options (pixel bounds, crop counts, ...) as the folder's saved image processor has
+    them; an option without a saved value is left out."""
+    values = family.processor_option_values(family.load_image_processor(folder))
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _inputs(info: dict) -> str:
+    """What one input may hold, from the family's declared modalities, e.g. "text, images and videos"."""
+    names = [{"image": "images", "video": "videos"}.get(modality, modality) for modality in info["modalities"]]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _modality_limitation(info: dict) -> str:
+    """The card's line on video, from the family's declared modalities."""
+    if "video" not in info["modalities"]:
+        return f"Video inputs are not supported: the {info['backbone']} backbone takes {_inputs(info)} only."
+    frames = f"{info['num_frames']} " if info["num_frames"] else ""
+    return (
+        f"A video is embedded from {frames}evenly spaced frames (`num_frames`), so fast or long events may be missed."
+    )
 
 
 def _eval_results(results: dict, model_name: str) -> list[EvalResult]:
@@ -163,18 +190,19 @@ print(embeddings @ embeddings.T)
 def _details(info: dict, base_model: str | None) -> str:
     rows = [
         ("Backbone", f"{info['backbone']}" + (f" (`{base_model}`)" if base_model else "")),
+        ("Inputs", _inputs(info)),
         ("Embedding", f"{info['hidden_size']} dimensions, last non-padding token, L2-normalised: {info['normalize']}"),
         (
             "Position ids",
             f"`{info['position_ids_mode']}`"
             + (
-                " (plain 1-D positions, as the published VLM2Vec Qwen2-VL models were trained)"
+                " (plain 1-D positions, as the published VLM2Vec models were trained)"
                 if info["position_ids_mode"] == "reference"
-                else " (the backbone's M-RoPE)"
+                else " (the backbone's own position ids)"
             ),
         ),
         ("Prompt format", f"`{info['prompt_format']}`"),
-        ("Image bounds", f"min_pixels {info['min_pixels']}, max_pixels {info['max_pixels']}"),
+        *((f"Image processor `{name}`", str(value)) for name, value in info["processor_options"].items()),
         ("Max length", str(info["max_length"]) if info["max_length"] else "no truncation"),
         ("Similarity", "cosine"),
     ]
@@ -276,9 +304,8 @@ def build_model_card(
     if train_config:
         sections += ["## Training", _training_section(train_config)]
     limitations = [
-        "Images are resized within the image bounds above; larger images lose detail, and every image costs up to "
-        "`max_pixels / 784` visual tokens.",
-        "Video inputs are not supported by this packaging yet.",
+        _modality_limitation(info),
+        "Images are resized by the backbone's image processor (its settings above), so large images lose detail.",
         "Embeddings depend on the exact prompt string (instruction, spacing, trailing newline): use the shipped "
         "prompts for MMEB-style tasks.",
     ]
@@ -286,6 +313,26 @@ def build_model_card(
         limitations.insert(0, notes)
     sections += ["## Limitations", "\n".join(f"- {line}" for line in limitations), "## Citation", CITATION]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+
+
+def card_with_eval_results(folder: str | os.PathLike, results: dict, model_name: str) -> ModelCard:
+    """The folder's `README.md` card (a new one from [`build_model_card`] when it has none) with `results` (a
+    `vlm2vec eval` results JSON) in its `model-index`, so the Hub shows them: an entry for the same task, dataset
+    and metric is replaced, the others kept, as huggingface_hub's `metadata_update` merges them. The folder is only
+    read.
+
+    `evaluate.push_to_hub` is not used: it makes one commit per metric, takes no endpoint or token, and its dataset
+    check catches `requests` errors where huggingface_hub 2.x raises httpx ones, so a `local` dataset fails it.
+    """
+    readme = Path(folder) / "README.md"
+    if not readme.is_file():
+        return build_model_card(folder, model_name=model_name, eval_results=results)
+    card = ModelCard.load(readme)
+    new = _eval_results(results, model_name)
+    kept = [old for old in card.data.eval_results or [] if not any(old.is_equal_except_value(e) for e in new)]
+    card.data.eval_results = kept + new
+    card.data.model_name = card.data.model_name or model_name
+    return card
 
 
 def _mmeb_datasets() -> set[str]:

@@ -20,6 +20,11 @@ def add_push_command(subparsers) -> None:
     parser.add_argument("--revision", help="branch to push to (created from main if missing; default: main)")
     parser.add_argument("--token", help="Hub token with write access (default: HF_TOKEN or the stored login)")
     parser.add_argument("--commit-message", help="default: 'Upload VLM2Vec model'")
+    parser.add_argument(
+        "--eval-results",
+        help="a `vlm2vec eval` results.json whose scores go into the pushed card's model-index "
+        "(default: <folder>/eval/results.json when present)",
+    )
 
 
 def load_snippet(repo_id: str, revision: str | None = None) -> str:
@@ -38,6 +43,7 @@ def run_push(args: argparse.Namespace) -> None:
         private=args.private,
         revision=args.revision,
         commit_message=args.commit_message,
+        eval_results=args.eval_results,
     )
     repo_url = commit_url.rsplit("/commit/", 1)[0]
     where = f" (branch {args.revision})" if args.revision else ""

@@ -2,8 +2,11 @@
 
 `push_model_folder(folder, "org/name")` checks the folder first (without any request), then creates the repo
 (`exist_ok`), the branch when a `revision` is given, and uploads the files a Hub repo needs in one commit with
-`HfApi.upload_folder`. The local folder is only read. huggingface_hub's preupload step skips every file whose content
-the repo already stores, so a push that failed half-way is finished by running the same push again.
+`HfApi.upload_folder(allow_patterns=ALLOW_PATTERNS, ignore_patterns=IGNORE_PATTERNS)`; `check_model_folder` lists the
+same files with huggingface_hub's own filter (`filter_repo_objects`). The code files a folder must carry are the
+registry's (`backbones.code_files()`). With evaluation results (`eval/results.json`), a second commit writes the card
+with them in its `model-index`. The local folder is only read. huggingface_hub's preupload step skips every file whose
+content the repo already stores, so a push that failed half-way is finished by running the same push again.
 
 Errors from the Hub are re-raised as `HubPushError` (an `OSError`) with a message that says what to do; problems with
 the folder itself as `ModelFolderError` (a `ValueError`), before anything is sent.
@@ -12,42 +15,42 @@ the folder itself as `ModelFolderError` (a `ValueError`), before anything is sen
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import glob
 import importlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
+from vlm2vec_hf.modeling_vlm2vec.backbones import code_files
 from vlm2vec_hf.st_module import MODULE_FILE
 
 logger = logging.getLogger(__name__)
 
-#: The code files loading enters a folder by (`auto_map` targets, the sentence-transformers module). Which other code
-#: files a folder needs is read from its own code: a folder written before a backbone family was added lacks that
-#: family's file, and needs it no more than it did then.
-ENTRY_CODE_FILES = ("configuration_vlm2vec.py", "modeling_vlm2vec.py", "processing_vlm2vec.py", MODULE_FILE)
-_RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w+) import", re.MULTILINE)
+#: Where `vlm2vec eval` writes a model folder's results by default; a push puts them in the card's model-index.
+DEFAULT_EVAL_RESULTS = "eval/results.json"
 #: A folder needs one of these: a full model's config or an adapter-only (LoRA/DoRA) run's.
 CONFIG_FILES = ("config.json", "adapter_config.json")
-#: File types a Hub repo of this project needs; everything under `assets/` goes too.
-UPLOADED_SUFFIXES = (".safetensors", ".json", ".py", ".md", ".jinja", ".txt")
-ASSETS_DIR = "assets"
-#: Never uploaded, wherever they are: local caches (`vlm2vec eval --cache-dir`).
-NEVER_UPLOADED = ("*.sqlite", "*.sqlite3", "*.db")
+#: What a Hub repo of this project needs (huggingface_hub patterns: `*` spans folders): weights, configs, code,
+#: tokenizer, card, chat template, and everything under `assets/`.
+ALLOW_PATTERNS = ("*.safetensors", "*.json", "*.py", "*.md", "*.jinja", "*.txt", "assets/")
 #: Pickle formats: loading them can run arbitrary code, so a folder holding one as weights is refused.
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
 #: Pickles the Trainer writes beside the weights (run state, not weights): left out of the upload, not refused.
 TRAINER_STATE_PATTERNS = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth")
-#: Folders of a run or model folder that never go to the Hub: checkpoints, eval reports/caches, logs, hidden dirs.
-SKIPPED_DIRS = ("checkpoint-*", "eval", "runs", "__pycache__", ".*")
+#: Folders of a run or model folder that never go to the Hub, at any depth: checkpoints, eval reports and caches,
+#: logs, bytecode; and hidden files and folders.
+SKIPPED_PATTERNS = (
+    *(pattern for name in ("checkpoint-*", "eval", "runs", "__pycache__") for pattern in (f"{name}/", f"*/{name}/")),
+    ".*",
+    "*/.*",
+)
+#: Never uploaded, wherever they are: local caches (`vlm2vec eval --cache-dir`) and pickles.
+IGNORE_PATTERNS = (*SKIPPED_PATTERNS, "*.sqlite", "*.sqlite3", "*.db", *PICKLE_PATTERNS)
 
 
 class ModelFolderError(ValueError):
@@ -58,32 +61,34 @@ class HubPushError(OSError):
     """The Hub refused or could not be reached; the message names the endpoint and what to check."""
 
 
-def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+def _folder_files(folder: Path) -> list[str]:
+    """Relative POSIX paths of every file under `folder` (as `upload_folder` lists them)."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.glob("**/*") if path.is_file())
 
 
-def _walk_files(folder: Path) -> Iterator[str]:
-    """Relative POSIX paths of the files under `folder`, outside the skipped folders."""
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not _matches(d, SKIPPED_DIRS))
-        for name in sorted(files):
-            yield (Path(root) / name).relative_to(folder).as_posix()
+def uploaded_files(folder: str | os.PathLike) -> list[str]:
+    """The files of `folder` that a push uploads: what `upload_folder(allow_patterns=ALLOW_PATTERNS,
+    ignore_patterns=IGNORE_PATTERNS)` keeps, by huggingface_hub's own filter."""
+    return list(
+        filter_repo_objects(
+            _folder_files(Path(folder)), allow_patterns=list(ALLOW_PATTERNS), ignore_patterns=list(IGNORE_PATTERNS)
+        )
+    )
 
 
-def _basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
+def _pickle_weights(folder: Path) -> list[str]:
+    """Pickle files outside the skipped folders, other than the Trainer's run state."""
+    trainer_state = [*TRAINER_STATE_PATTERNS, *(f"*/{pattern}" for pattern in TRAINER_STATE_PATTERNS)]
+    ignored = [*SKIPPED_PATTERNS, *trainer_state]
+    return list(
+        filter_repo_objects(_folder_files(folder), allow_patterns=list(PICKLE_PATTERNS), ignore_patterns=ignored)
+    )
 
 
-def _is_uploaded(path: str) -> bool:
-    name = _basename(path)
-    if name.startswith(".") or _matches(name, NEVER_UPLOADED + PICKLE_PATTERNS):
-        return False
-    return path.startswith(f"{ASSETS_DIR}/") or name.endswith(UPLOADED_SUFFIXES)
-
-
-def _is_pickle_weights(path: str) -> bool:
-    name = _basename(path)
-    return _matches(name, PICKLE_PATTERNS) and not _matches(name, TRAINER_STATE_PATTERNS)
+def required_code_files() -> tuple[str, ...]:
+    """The code files every model folder carries: the registry's (entry points, registry, every family's shipped
+    files) and the sentence-transformers module."""
+    return (*code_files(), MODULE_FILE)
 
 
 def check_model_folder(folder: str | os.PathLike) -> list[str]:
@@ -95,16 +100,16 @@ def check_model_folder(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(f"{folder} is not a folder")
-    paths = list(_walk_files(folder))
-    top_level = {path for path in paths if "/" not in path}
-    pickles = [path for path in paths if _is_pickle_weights(path)]
+    pickles = _pickle_weights(folder)
     if pickles:
         raise ModelFolderError(
             f"refusing to push {folder}: it holds pickle weights {pickles}, which run arbitrary code when loaded. "
             "Save the weights as safetensors (`vlm2vec convert`, `save_pretrained`) and remove the pickle files."
         )
+    files = uploaded_files(folder)
+    top_level = {path for path in files if "/" not in path}
     missing = ["modules.json"] if "modules.json" not in top_level else []
-    missing += missing_code_files(folder, top_level)
+    missing += [name for name in required_code_files() if name not in top_level]
     if not top_level & set(CONFIG_FILES):
         missing.append(" or ".join(CONFIG_FILES))
     if not any(name.endswith(".safetensors") for name in top_level):
@@ -114,25 +119,26 @@ def check_model_folder(folder: str | os.PathLike) -> list[str]:
             f"{folder} is not a complete VLM2Vec model folder; missing: {', '.join(missing)}. "
             "`vlm2vec convert`, `vlm2vec init` and `vlm2vec train` write complete folders."
         )
-    return [path for path in paths if _is_uploaded(path)]
+    return files
 
 
-def missing_code_files(folder: Path, top_level: set[str]) -> list[str]:
-    """The code files `folder` lacks: the entry files, then every file the folder's own code imports relatively
-    (`from .backbone_phi3_v import ...`, followed through the files present), each named with its importer."""
-    missing, seen = [], set()
-    queue = [(name, None) for name in ENTRY_CODE_FILES]
-    while queue:
-        name, importer = queue.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        if name not in top_level:
-            missing.append(f"{name} (imported by {importer})" if importer else name)
-            continue
-        imported = _RELATIVE_IMPORT.findall((folder / name).read_text(encoding="utf-8"))
-        queue += [(f"{module}.py", name) for module in imported]
-    return missing
+def _card_with_results(folder: Path, repo_id: str, eval_results: str | os.PathLike | None):
+    """The card to push in place of the folder's README.md when there are evaluation results, else None."""
+    path = Path(eval_results) if eval_results is not None else folder / DEFAULT_EVAL_RESULTS
+    if eval_results is None and not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(results, dict) or not isinstance(results.get("datasets"), dict):
+            raise ValueError("not a `vlm2vec eval` results JSON (no 'datasets' mapping)")
+    except (OSError, ValueError) as error:
+        if eval_results is not None:  # asked for: an error; found by default: the card is pushed as it is
+            raise ModelFolderError(f"cannot use the evaluation results {path}: {error}") from None
+        logger.warning("%s: %s; the card is pushed without evaluation results", path, error)
+        return None
+    from vlm2vec_hf.hub_cards.card import card_with_eval_results
+
+    return card_with_eval_results(folder, results, model_name=repo_id.split("/")[-1])
 
 
 def _warn_if_adapter_needs_local_base(folder: Path) -> None:
@@ -219,8 +225,13 @@ def push_model_folder(
     revision: str | None = None,
     commit_message: str | None = None,
     endpoint: str | None = None,
+    eval_results: str | os.PathLike | None = None,
 ) -> str:
-    """Upload a model folder to the Hub repo `repo_id` (created if missing); returns the commit URL.
+    """Upload a model folder to the Hub repo `repo_id` (created if missing); returns the (last) commit URL.
+
+    With evaluation results (`eval_results`, default: the folder's `eval/results.json` that `vlm2vec eval` writes,
+    when present), the pushed card carries them in its `model-index` ([`card_with_eval_results`]): a second commit
+    replaces the folder's `README.md` on the Hub, the local one is left as it is.
 
     Args:
         folder: A complete model folder (`check_model_folder`); it is only read.
@@ -230,14 +241,16 @@ def push_model_folder(
         revision: Branch to push to; created from `main` when missing. Default: `main`.
         commit_message: Default: "Upload VLM2Vec model".
         endpoint: Hub URL; default: `HF_ENDPOINT` / the public Hub.
+        eval_results: A `vlm2vec eval` results JSON for the card's `model-index`.
 
     Raises:
         ModelFolderError: the folder is incomplete or holds pickle weights (nothing was sent).
         HubPushError: authentication, permission or network problems, or a failed upload (run it again).
     """
     folder = Path(folder)
-    files = check_model_folder(folder)
+    check_model_folder(folder)
     _check_repo_id(repo_id)
+    card = _card_with_results(folder, repo_id, eval_results)
     _warn_if_adapter_needs_local_base(folder)
     api = HfApi(endpoint=endpoint, token=token)
     if token is None and get_token() is None:
@@ -253,7 +266,15 @@ def push_model_folder(
             folder_path=folder,
             revision=revision,
             commit_message=commit_message or "Upload VLM2Vec model",
-            # The exact list chosen above; upload_folder would otherwise glob `*` across folders.
-            allow_patterns=[glob.escape(path) for path in files],
+            allow_patterns=list(ALLOW_PATTERNS),
+            ignore_patterns=list(IGNORE_PATTERNS),
         )
+        if card is not None:
+            commit = api.upload_file(
+                path_or_fileobj=str(card).encode("utf-8"),
+                path_in_repo="README.md",
+                repo_id=repo_id,
+                revision=revision,
+                commit_message="Model card with the evaluation results (model-index)",
+            )
     return commit.commit_url

@@ -185,7 +185,8 @@ def split_input(value: Any) -> ParsedInput:
 
 def _input_error(inputs: Sequence[Any], position: int, error: Exception) -> ValueError:
     detail = getattr(error, "detail", error)  # a row error's message without its "row N: " prefix
-    return ValueError(f"Input {_describe(inputs[position])} (item {position} of its batch): {detail}")
+    # Named by value: `position` is not the caller's index once sentence-transformers has sorted inputs by length.
+    return ValueError(f"Input {_describe(inputs[position])}: {detail}")
 
 
 def _weights_readable_as_umask_allows(folder: str) -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
+import pytest
 import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from PIL import Image
 
+from vlm2vec_hf.cli import main
+from vlm2vec_hf.hub_cards import card as card_module
 from vlm2vec_hf.hub_cards.card import build_model_card, write_model_card
+from vlm2vec_hf.modeling_vlm2vec.backbones import all_families, get_family
 
 RESULTS = {
     "protocol": "v1",
@@ -106,3 +111,76 @@ def test_usage_snippets_run_against_the_model_folder(tiny_random_model_dir, tmp_
 def test_random_weights_are_stated(tiny_random_model_dir):
     text = str(build_model_card(tiny_random_model_dir, random_weights=True))
     assert "**The weights are random**" in text and "model-index" not in text
+
+
+def details_table(text: str) -> dict[str, str]:
+    """The "Model details" table of a card, row name -> value."""
+    section = text.split("## Model details", 1)[1].split("## ", 1)[0]
+    return dict(re.findall(r"^\| ([^|]+?) \| (.*?) \|$", section, re.M)[1:])
+
+
+@pytest.fixture(scope="module")
+def family_folders(tiny_random_model_dir, tmp_path_factory) -> dict[str, Path]:
+    """A tiny random folder per registered default family, and the Qwen2-VL folder recorded as the GME recipe."""
+    out = tmp_path_factory.mktemp("card-families")
+    folders = {"qwen2_vl": tiny_random_model_dir}
+    for model_type in ("phi3_v", "llava_next"):
+        assert main(["init", "--out", str(out / model_type), "--family", model_type]) == 0
+        folders[model_type] = out / model_type
+    gme = out / "gme"
+    shutil.copytree(tiny_random_model_dir, gme)
+    config = json.loads((gme / "config.json").read_text())
+    (gme / "config.json").write_text(json.dumps({**config, "backbone_family": "gme"}))
+    folders["gme"] = gme
+    return folders
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "phi3_v", "llava_next", "gme"])
+def test_card_shows_the_familys_own_name_inputs_and_processor_options(family_folders, name):
+    folder = family_folders[name]
+    config = json.loads((folder / "config.json").read_text())
+    model_type = config["vlm_config"]["model_type"]
+    family = get_family(model_type, name=config.get("backbone_family"))
+    text = str(build_model_card(folder, repo_id="org/name"))
+    rows = details_table(text)
+    assert rows["Backbone"] == family.display_name_for(model_type) and "None" not in str(rows)
+    options = {key.removeprefix("Image processor `").removesuffix("`"): v for key, v in rows.items() if "`" in key}
+    saved = family.processor_option_values(family.load_image_processor(folder))
+    assert options == {option: str(value) for option, value in saved.items()}
+    assert set(options) == set(family.image_processor_options)  # the tiny folders save every option
+    assert "not supported by this packaging" not in text
+    if family.takes_video:
+        assert rows["Inputs"] == "text, images and videos" and "A video is embedded from 8 evenly spaced" in text
+    else:
+        assert rows["Inputs"] == "text and images" and "Video inputs are not supported: the " in text
+
+
+def test_card_qwen_rows_show_the_saved_pixel_bounds(tiny_random_model_dir):
+    rows = details_table(str(build_model_card(tiny_random_model_dir)))
+    assert rows["Image processor `max_pixels`"] == "12544" and rows["Image processor `min_pixels`"] == "3136"
+
+
+def test_card_leaves_out_an_option_without_a_saved_value(family_folders, tmp_path, monkeypatch):
+    folder = family_folders["phi3_v"]
+    family = get_family("phi3_v")
+    monkeypatch.setattr(type(family), "processor_option_values", lambda self, processor: {"num_crops": None})
+    rows = details_table(str(build_model_card(folder)))
+    assert not any(key.startswith("Image processor") for key in rows) and "None" not in str(rows)
+
+
+def test_card_module_names_no_family():
+    """Card names come from the registry: no family name or model_type is spelt in hub_cards/card.py."""
+    source = Path(card_module.__file__).read_text(encoding="utf-8")
+    spelt = set()
+    for family in all_families():
+        words = {family.name, family.display_name, *family.model_types, *family.display_names.values()}
+        spelt |= {word for word in words if re.search(rf"\b{re.escape(word)}\b", source, re.I)}
+    assert spelt == set()
+
+
+def test_adapter_folder_without_its_base_at_hand_names_the_backbone_from_the_processor(family_folders, tmp_path):
+    folder = shutil.copytree(family_folders["phi3_v"], tmp_path / "adapter")
+    (folder / "config.json").unlink()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "someone/not-here"}))
+    rows = details_table(str(build_model_card(folder)))
+    assert rows["Backbone"] == get_family("phi3_v").display_name_for("phi3_v") and rows["Inputs"] == "text and images"

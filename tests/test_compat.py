@@ -46,8 +46,9 @@ def constraints() -> dict[str, str]:
 def mismatch(monkeypatch):
     """transformers 5.24.0, which needs peft >= 0.22.0, next to peft 0.21.2 (the pair that broke LoRA training)."""
     fake = {"transformers": "5.24.0", "peft": "0.21.2"}
-    real = compat.installed_version
-    monkeypatch.setattr(compat, "installed_version", lambda name: fake.get(name) or real(name))
+    real = metadata.version
+    # The installed metadata itself, which both compat and transformers' require_version read.
+    monkeypatch.setattr(metadata, "version", lambda name: fake.get(name) or real(name))
     monkeypatch.setattr(transformers.integrations.peft, "MIN_PEFT_VERSION", "0.22.0")
 
 

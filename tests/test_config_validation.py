@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+import vlm2vec_hf
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.training import trainer
 from vlm2vec_hf.training.config import TrainConfig
+from vlm2vec_hf.yaml_files import read_yaml
 
 REQUIRED = "model: m\ndata: d\nimage_dir: i\n"
 
@@ -177,3 +182,30 @@ def test_cli_flags_still_override_a_valid_yaml_file(tmp_path, capsys, no_model_l
         main(["train", "--config", str(path), "--max-steps", "5", "--learning-rate", "1e-4", "--subsets", "Digits"])
     (config,) = no_model_loading
     assert (config.max_steps, config.learning_rate, config.subsets) == (5, 1e-4, ["Digits"])
+
+
+def test_a_key_given_twice_names_the_file_and_the_key(tmp_path):
+    path = write(tmp_path, REQUIRED + "max_steps: 10\nlora: true\nmax_steps: 20\n")
+    with pytest.raises(ValueError) as error:
+        TrainConfig.from_yaml(path)
+    assert (
+        str(error.value)
+        == f"{path}: invalid YAML at line 6, column 1: duplicate key 'max_steps' (first given at line 4)"
+    )
+    nested = write(tmp_path, "base: &base {max_steps: 1}\nrun:\n  <<: *base\n  max_steps: 2\n  seed: 1\n  seed: 2\n")
+    with pytest.raises(ValueError, match=r"line 6, column 3: duplicate key 'seed' \(first given at line 5\)$"):
+        read_yaml(nested)  # a key overriding a merged-in one (`<<: *base`) is no duplicate; a nested repeat is
+
+
+def test_every_yaml_reader_refuses_duplicate_keys():
+    """The one loader: no module of the package calls PyYAML's loaders itself."""
+    package = Path(vlm2vec_hf.__file__).resolve().parent.parent
+    callers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if ".venv" not in path.parts
+        and "tests" not in path.parts
+        and path.name != "yaml_files.py"
+        and re.search(r"yaml\.(safe_)?load\(|yaml\.(Safe|Full|Unsafe)?Loader", path.read_text(encoding="utf-8"))
+    ]
+    assert callers == []

@@ -29,13 +29,16 @@ from transformers import AutoModel, AutoProcessor
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.hub_cards.adapter_conversion import (
+    TRAINING_KEY_MAPPING,
     AdapterConversionError,
     LoraSettings,
     load_adapter_state_dict,
+    merge_adapter_with_peft,
     rename_adapter_key,
 )
 from vlm2vec_hf.hub_cards.convert import check_saved_weights, convert_backbone
 from vlm2vec_hf.hub_cards.presets import PRESETS, get_preset
+from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 
 ADAPTER = FIXTURE / "adapter"
 BACKBONE = FIXTURE / "backbone"
@@ -74,6 +77,9 @@ def merged_dir_from_fixture_adapter(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def merged_sentence_model(merged_dir) -> SentenceTransformer:
     return SentenceTransformer(str(merged_dir), trust_remote_code=True, device="cpu")
+
+
+QWEN2_VL_KEYS = get_family("qwen2_vl").adapter_key_mapping
 
 
 def test_sentence_transformer_matches_expected_lora(merged_sentence_model, expected_lora):
@@ -253,17 +259,20 @@ def test_adapter_shape_mismatch_is_reported(tmp_path):
 
 def test_key_mapping_reference_and_transformers5_layouts():
     llm = "self_attn.q_proj.lora_A.weight"
-    assert rename_adapter_key(f"base_model.model.model.layers.3.{llm}") == f"vlm.language_model.layers.3.{llm}"
-    assert rename_adapter_key(f"base_model.model.model.language_model.layers.3.{llm}") == (
+    assert (
+        rename_adapter_key(f"base_model.model.model.layers.3.{llm}", QWEN2_VL_KEYS)
+        == f"vlm.language_model.layers.3.{llm}"
+    )
+    assert rename_adapter_key(f"base_model.model.model.language_model.layers.3.{llm}", QWEN2_VL_KEYS) == (
         f"vlm.language_model.layers.3.{llm}"
     )
-    assert rename_adapter_key("base_model.model.visual.blocks.0.attn.qkv.lora_B.weight") == (
+    assert rename_adapter_key("base_model.model.visual.blocks.0.attn.qkv.lora_B.weight", QWEN2_VL_KEYS) == (
         "vlm.visual.blocks.0.attn.qkv.lora_B.weight"
     )
-    assert rename_adapter_key("base_model.model.model.visual.merger.mlp.0.lora_A.weight") == (
+    assert rename_adapter_key("base_model.model.model.visual.merger.mlp.0.lora_A.weight", QWEN2_VL_KEYS) == (
         "vlm.visual.merger.mlp.0.lora_A.weight"
     )
-    assert rename_adapter_key("base_model.model.lm_head.lora_A.weight") is None
+    assert rename_adapter_key("base_model.model.lm_head.lora_A.weight", QWEN2_VL_KEYS) is None
 
 
 def test_lora_settings_read_the_adapter_config():
@@ -378,3 +387,27 @@ def test_cli_convert_merges_a_training_adapter(fixture_model_dir, tmp_path):
     assert abs(merged - model.encode(inputs)).max() < TOLERANCE
     # The folder keeps its own processor and prompts: a preset does not apply to it.
     assert main(["convert", "--adapter", str(adapter), "--preset", "VLM2Vec-V2.0", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_peft_merge_is_exact_and_refuses_an_adapter_it_did_not_load_whole():
+    """The one merge path: DoRA's m / ||W + s B A||_row * (W + s B A) through peft, computed in fp32 and stored in the
+    layer's own dtype; a tensor missing is an error and leaves the model as it was."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 48)).to(torch.bfloat16)
+    weight = model[0].weight.detach().clone()
+    state = {
+        "0.lora_A.weight": torch.randn(2, 64) / 8,
+        "0.lora_B.weight": torch.randn(48, 2) / 8,
+        "0.lora_magnitude_vector": torch.rand(48) + 0.5,  # peft's saved name; it loads it as `...default.weight`
+    }
+    settings = LoraSettings(r=2, lora_alpha=4.0, use_dora=True)
+    incomplete = {key: value for key, value in state.items() if "lora_B" not in key}
+    with pytest.raises(AdapterConversionError, match=r"missing \['base_model\.model\.0\.lora_B\.default\.weight'\]"):
+        merge_adapter_with_peft(model, incomplete, TRAINING_KEY_MAPPING, settings, ["0"])
+    assert type(model[0]) is torch.nn.Linear and torch.equal(model[0].weight, weight)
+    assert model[0].weight.dtype == torch.bfloat16
+    merged = merge_adapter_with_peft(model, state, TRAINING_KEY_MAPPING, settings, ["0"])
+    assert merged is model and type(model[0]) is torch.nn.Linear and model[0].weight.dtype == torch.bfloat16
+    adapted = weight.float() + 2.0 * state["0.lora_B.weight"] @ state["0.lora_A.weight"]
+    expected = (state["0.lora_magnitude_vector"] / torch.linalg.norm(adapted, dim=1)).unsqueeze(1) * adapted
+    assert torch.equal(model[0].weight, expected.to(torch.bfloat16))

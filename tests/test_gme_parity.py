@@ -208,7 +208,7 @@ def test_an_instruction_becomes_the_system_prompt(st_gme, auto_gme):
 
 
 def test_a_complete_chat_prompt_takes_no_instruction(st_gme):
-    with pytest.raises(ValueError, match=r"item 0 of its batch.*complete GME chat prompt takes no instruction"):
+    with pytest.raises(ValueError, match=r"^Input .*complete GME chat prompt takes no instruction"):
         st_gme.encode([chat_prompt("A cat", False)], prompt="Find an image.")
 
 

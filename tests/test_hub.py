@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import queue
+import re
 import shutil
 import socket
 import subprocess
@@ -23,10 +24,19 @@ from pathlib import Path
 import pytest
 from conftest import BLOCK_PROJECT, FIXTURE
 from hub_server import LocalHub
+from huggingface_hub import ModelCard
 from test_training import train_args
 
 from vlm2vec_hf.cli import main
-from vlm2vec_hf.hub_cards.push import HubPushError, ModelFolderError, check_model_folder, push_model_folder
+from vlm2vec_hf.hub_cards.card import card_with_eval_results
+from vlm2vec_hf.hub_cards.push import (
+    HubPushError,
+    ModelFolderError,
+    check_model_folder,
+    push_model_folder,
+    required_code_files,
+)
+from vlm2vec_hf.modeling_vlm2vec.backbones import all_families
 
 ALICE, BOB = "tok-alice", "tok-bob"
 TOKENS = {ALICE: "alice", BOB: "bob"}
@@ -242,21 +252,16 @@ def test_refused_folders_send_no_request(hub, fixture_model_dir, tmp_path, capsy
     assert hub.request_log == []
 
 
-def test_code_files_needed_are_read_from_the_folders_own_imports(fixture_model_dir, tmp_path):
-    # A folder written before the LLaVA-Next and GME families existed: its backbones.py never imports them.
-    older = copy_folder(fixture_model_dir, tmp_path / "older")
-    registry = older / "backbones.py"
-    lines = registry.read_text().splitlines(keepends=True)
-    for name in ("backbone_llava_next", "backbone_gme"):
-        (older / f"{name}.py").unlink()
-        lines = [line for line in lines if f"from .{name} import" not in line]
-    registry.write_text("".join(lines))
-    uploaded = check_model_folder(older)
-    assert "backbone_phi3_v.py" in uploaded and "backbone_gme.py" not in uploaded
-    # A file the folder's code does import is required, named with its importer.
-    (older / "backbone_phi3_v.py").unlink()
-    with pytest.raises(ModelFolderError, match=r"missing: backbone_phi3_v.py \(imported by backbones.py\)"):
-        check_model_folder(older)
+def test_the_code_files_required_are_the_registrys(fixture_model_dir, tmp_path):
+    """Every family's shipped files (and the entry files) must be in the folder, each missing one named."""
+    uploaded = check_model_folder(fixture_model_dir)
+    assert set(required_code_files()) <= set(uploaded)
+    assert {name for family in all_families() for name in family.shipped_files} <= set(required_code_files())
+    for name in required_code_files():
+        folder = copy_folder(fixture_model_dir, tmp_path / name)
+        (folder / name).unlink()
+        with pytest.raises(ModelFolderError, match=rf"missing: {re.escape(name)}\. "):
+            check_model_folder(folder)
 
 
 def test_wrong_token_forbidden_namespace_and_network_errors_are_explained(hub, fixture_model_dir, capsys):
@@ -315,6 +320,67 @@ def test_only_the_files_a_hub_repo_needs_are_uploaded(hub, fixture_model_dir, tm
     commit_url = push_model_folder(folder, "alice/selected", token=ALICE, endpoint=hub.endpoint)
     assert commit_url == f"{hub.endpoint}/alice/selected/commit/{hub.branch_head('alice/selected')}"
     assert set(hub.repo_files("alice/selected")) == expected | {".gitattributes"}
+
+
+def eval_results(scores: dict[str, float]) -> dict:
+    """A `vlm2vec eval` results JSON with these hit@1 scores (10 queries of 10 candidates each)."""
+    datasets = {
+        name: {
+            "headline_metric": "hit@1",
+            "score": score,
+            "queries": 10,
+            "candidates_per_query": 10.0,
+            "eval_type": "local",
+            "metrics": {"hit@1": score},
+        }
+        for name, score in scores.items()
+    }
+    mean = sum(scores.values()) / len(scores)
+    overall = {"name": "Overall", "score": mean, "datasets": list(scores), "missing": [], "count": len(scores)}
+    encoding = {"naive_items": 0, "unique_items": 0, "encoded": 0, "from_cache": 0, "forward_passes_saved": 0}
+    return {
+        "protocol": "v1",
+        "datasets": datasets,
+        "groups": {"Overall": {**overall, "expected": len(scores)}},
+        "encoding": encoding,
+        "seconds": 1.0,
+    }
+
+
+def pushed_model_index(hub, repo_id: str, tmp_path: Path) -> dict[str, tuple[str, float]]:
+    """dataset -> (dataset type, value) of the `model-index` in the README.md the server holds for `repo_id`."""
+    readme = api(hub, ALICE).hf_hub_download(repo_id, "README.md", local_dir=tmp_path / repo_id.replace("/", "-"))
+    card = ModelCard.load(readme)
+    return {result.dataset_name: (result.dataset_type, result.metric_value) for result in card.data.eval_results}
+
+
+def test_eval_results_go_into_the_pushed_cards_model_index(hub, fixture_model_dir, tmp_path, capsys):
+    """`vlm2vec eval`'s results.json in the folder reaches the Hub card's model-index, merged with the card's own
+    entries (same dataset and metric: the new value); the local folder is left as it was."""
+    folder = copy_folder(fixture_model_dir, tmp_path / "evaluated")
+    earlier = card_with_eval_results(folder, eval_results({"VOC2007": 0.4, "ImageNet-1K": 0.3}), "evaluated")
+    earlier.save(folder / "README.md")
+    (folder / "eval").mkdir()
+    (folder / "eval" / "results.json").write_text(json.dumps(eval_results({"VOC2007": 0.5, "Digits": 0.25})))
+    before = folder_state(folder)
+
+    push_model_folder(folder, "alice/evaluated", token=ALICE, endpoint=hub.endpoint)
+    assert pushed_model_index(hub, "alice/evaluated", tmp_path) == {
+        "VOC2007": ("TIGER-Lab/MMEB-eval", 50.0),
+        "ImageNet-1K": ("TIGER-Lab/MMEB-eval", 30.0),
+        "Digits": ("local", 25.0),
+    }
+    assert "eval/results.json" not in hub.repo_files("alice/evaluated") and folder_state(folder) == before
+
+    # `vlm2vec push --eval-results` takes them from elsewhere; a folder without a card gets one built.
+    bare = copy_folder(fixture_model_dir, tmp_path / "bare")
+    results = tmp_path / "scores.json"
+    results.write_text(json.dumps(eval_results({"N24News": 0.125})))
+    assert push(bare, "alice/bare", "--eval-results", str(results)) == 0
+    assert pushed_model_index(hub, "alice/bare", tmp_path) == {"N24News": ("TIGER-Lab/MMEB-eval", 12.5)}
+    results.write_text("{}")
+    assert push(bare, "alice/bare", "--eval-results", str(results)) == 2
+    assert "not a `vlm2vec eval` results JSON" in capsys.readouterr().err
 
 
 # -- pushes that are loaded back -------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def test_text_over_the_position_limit_is_an_error_naming_the_input(unbounded):
     too_long = "word " * limit  # more tokens than positions
     with pytest.raises(
         ValueError,
-        match=rf"^Input 'word word .*\.\.\. \(item \d of its batch\): \d+ tokens, over the backbone's limit of {limit}",
+        match=rf"^Input 'word word .*\.\.\.: \d+ tokens, over the backbone's limit of {limit}",
     ):
         unbounded.encode(["a short text", too_long])
 

@@ -310,23 +310,35 @@ def test_batch_per_subset_draws_each_batch_from_one_subset(tiny_random_model_dir
 
 class PrecisionRecorder(TrainerCallback):
     """How the model computes during training: per forward of the VLM2Vec model, (builds a graph, the autocast
-    dtype or None); and the dtypes the language model's first projection produced (recomputations included)."""
+    dtype or None); and the dtypes the language model's first projection produced (recomputations included).
+    Forwards after training (saving, the card's examples) are not counted; the model is kept to test afterwards."""
 
     def __init__(self):
         self.forwards: list[tuple[bool, torch.dtype | None]] = []
         self.projection_dtypes: set[torch.dtype] = set()
+        self.dtypes_after: set[torch.dtype] = set()  # the projection's, after training
+        self.training = False
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.training = False
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.model, self.training = model, True
         vlm2vec = model[0].model
         projection = vlm2vec.vlm.language_model.layers[0].self_attn.q_proj
 
         def before(module, module_args, module_kwargs):
             device = module_kwargs["input_ids"].device.type
             autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-            self.forwards.append((torch.is_grad_enabled(), autocast))
+            if self.training:
+                self.forwards.append((torch.is_grad_enabled(), autocast))
 
         vlm2vec.register_forward_pre_hook(before, with_kwargs=True)
-        projection.register_forward_hook(lambda module, inputs, output: self.projection_dtypes.add(output.dtype))
+        projection.register_forward_hook(
+            lambda module, inputs, output: (self.projection_dtypes if self.training else self.dtypes_after).add(
+                output.dtype
+            )
+        )
 
 
 def test_gradient_checkpointing_and_bf16_train_from_the_cli(
@@ -346,6 +358,13 @@ def test_gradient_checkpointing_and_bf16_train_from_the_cli(
     # bf16 is mixed precision (autocast): the saved master weights stay fp32, finite, and have moved.
     assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in after.values())
     assert any(not torch.equal(before[name], after[name]) for name in before)
+    # Afterwards the trained model is the plain model again: no autocast wrapper left on its forward, and it
+    # embeds in fp32 as the saved folder does.
+    model = recorder.model
+    assert model.forward.__func__ is type(model).forward and not hasattr(model.forward, "__wrapped__")
+    recorder.dtypes_after.clear()
+    model.encode(["a cat"])
+    assert recorder.dtypes_after == {torch.float32}
     # sentence-transformers' own card is written, without tripping over text-only rows' missing images
     assert (tmp_path / "run" / "final" / "README.md").is_file()
     assert not [r for r in caplog.records if "Could not save predict example asset" in r.getMessage()]

@@ -70,23 +70,26 @@ def merge_adapter_folder(
 ) -> Path:
     """Merge a LoRA / DoRA checkpoint folder (as `vlm2vec train --lora` writes it) into a self-contained model folder.
 
-    The base VLM2Vec model (`base`, default: the one named in `adapter_config.json`) is loaded, the adapter applied
-    with peft and merged (`merge_and_unload`), and the plain `VLM2VecModel` written with the folder's processor and
-    prompts. The merged model has no PEFT key renamings left to revert, so it reloads with the merged weights.
+    The base VLM2Vec model (`base`, default: the one named in `adapter_config.json`) is loaded and the adapter merged
+    by the one merge path (`merge_adapter_into_model`: peft's `PeftModel`, then `merge_and_unload`), and the plain
+    `VLM2VecModel` written with the folder's processor and prompts. The merged model has no PEFT key renamings left
+    to revert, so it reloads with the merged weights.
     """
     import json
 
     from transformers import AutoModel, AutoProcessor
 
+    from vlm2vec_hf.hub_cards.adapter_conversion import TRAINING_KEY_MAPPING, merge_adapter_into_model, read_adapter
     from vlm2vec_hf.model_folder import write_model_folder
 
     check_peft_compatible()  # before anything loads
-    from peft import LoraConfig, PeftModel
+    from peft import LoraConfig
 
     adapter_dir = Path(adapter_dir)
+    adapter = read_adapter(adapter_dir)  # fails fast, before the base model loads
     config = LoraConfig.from_pretrained(str(adapter_dir))
-    base_model = AutoModel.from_pretrained(base or config.base_model_name_or_path, trust_remote_code=True)
-    merged = PeftModel.from_pretrained(base_model, str(adapter_dir)).merge_and_unload()
+    model = AutoModel.from_pretrained(base or config.base_model_name_or_path, trust_remote_code=True)
+    merge_adapter_into_model(model, adapter, TRAINING_KEY_MAPPING)
     processor = AutoProcessor.from_pretrained(adapter_dir, trust_remote_code=True)
     prompts = json.loads((adapter_dir / "config_sentence_transformers.json").read_text()).get("prompts")
-    return write_model_folder(merged, processor, out_dir, prompts=prompts, overwrite=overwrite)
+    return write_model_folder(model, processor, out_dir, prompts=prompts, overwrite=overwrite)

@@ -9,30 +9,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import yaml
+from vlm2vec_hf.yaml_files import YAMLFileError, read_yaml
 
 
 class ConfigError(ValueError):
     """A training option of the wrong type, an unknown key, or a YAML file that does not parse; the message is one
     line naming the file (when there is one) and the key. A `ValueError`, so the CLI reports it as a usage error."""
-
-
-class _YAMLLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader`, but `5e-5` and `1e3` are floats (YAML 1.2) rather than strings (PyYAML's YAML 1.1), so
-    the usual spelling of a learning rate is a number. (`add_implicit_resolver` copies the resolvers it extends.)"""
-
-
-_YAMLLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
 
 
 @dataclass
@@ -96,13 +82,12 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> TrainConfig:
         """The defaults updated with the YAML file at `path`; a syntax error, a non-mapping, an unknown key or a
-        wrongly typed value is a `ConfigError` naming the file (and the line, or the key)."""
+        wrongly typed value
+        is a `ConfigError` naming the file (and the line, or the key); so is a key given twice."""
         try:
-            values = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_YAMLLoader)
-        except UnicodeDecodeError as error:
-            raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: {_yaml_error_text(error)}") from None
+            values = read_yaml(path)
+        except YAMLFileError as error:
+            raise ConfigError(str(error)) from None
         if values is None:  # an empty file, or only comments
             values = {}
         if not isinstance(values, dict):
@@ -240,17 +225,3 @@ def _show(value) -> str:
         return "true" if value else "false"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _yaml_error_text(error: yaml.YAMLError) -> str:
-    """One line: where (line, column, 1-based) and what, from a PyYAML error (whose own text spans several lines)."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None)
-    if mark is None or problem is None:
-        return "invalid YAML: " + " ".join(str(error).split())
-    text = f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
-    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
-    if context:
-        where = f" that starts at line {context_mark.line + 1}" if context_mark is not None else ""
-        text += f" ({context}{where})"
-    return text

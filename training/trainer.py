@@ -15,6 +15,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from accelerate.utils import extract_model_from_parallel
 from huggingface_hub import get_token
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import (
@@ -142,6 +143,16 @@ def training_arguments(config: TrainConfig, evaluate: bool) -> SentenceTransform
     )
 
 
+class PlainForwardAfterTraining(TrainerCallback):
+    """With mixed precision, accelerate wraps the model's `forward` in autocast (and fp32 output conversion) when
+    training starts and leaves it so; at the end of training this restores the plain forward, so the trained model
+    embeds in fp32, as the saved folder does."""
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if model is not None:
+            extract_model_from_parallel(model, keep_fp32_wrapper=False)
+
+
 def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None = None) -> SentenceTransformerTrainer:
     """Model, data, loss and arguments from `config`, assembled into a `SentenceTransformerTrainer`."""
     config.validate()
@@ -156,7 +167,7 @@ def build_trainer(config: TrainConfig, callbacks: list[TrainerCallback] | None =
         train_dataset=train_dataset,
         loss=build_loss(model, config),
         evaluator=evaluator,
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), PlainForwardAfterTraining()],
     )
     drop_missing_images_from_card_examples(model)
     return trainer

@@ -17,12 +17,10 @@ import argparse
 import sys
 import warnings
 from importlib import metadata
-from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 DISTRIBUTION = "vlm2vec-hf"
 # The packages whose API moves under the project from one minor to the next: warned about outside their range.
@@ -79,13 +77,6 @@ def _pip_install(name: str) -> str:
     return f'pip install "{name}{tested_range(name)}"'
 
 
-def _older(version: str, minimum: str) -> bool:
-    try:
-        return Version(version) < Version(minimum)
-    except InvalidVersion:
-        return False  # nothing sensible to compare
-
-
 def peft_problem(required: bool = True) -> str | None:
     """Why peft cannot attach adapters with the installed transformers, or None when it can (or there is nothing to
     check: no peft and `required` False, or a transformers without a minimum peft version)."""
@@ -95,15 +86,20 @@ def peft_problem(required: bool = True) -> str | None:
             return None
         return f"LoRA/DoRA adapters need peft, and peft is not installed. Fix: {_pip_install('peft')}."
     import transformers.integrations.peft as transformers_peft
+    from transformers.utils.versions import require_version
 
     minimum = getattr(transformers_peft, "MIN_PEFT_VERSION", None)
-    if minimum is None or not _older(peft, minimum):
+    if minimum is None:
         return None
-    transformers = installed_version("transformers")
-    return (
-        f"transformers {transformers} needs peft >= {minimum} for LoRA/DoRA, but peft {peft} is installed. "
-        f"Fix: {_pip_install('transformers')} (the range vlm2vec-hf is tested with), or upgrade peft."
-    )
+    try:
+        require_version(f"peft>={minimum}")
+    except ImportError:  # require_version's own message names neither transformers nor the tested range
+        transformers = installed_version("transformers")
+        return (
+            f"transformers {transformers} needs peft >= {minimum} for LoRA/DoRA, but peft {peft} is installed. "
+            f"Fix: {_pip_install('transformers')} (the range vlm2vec-hf is tested with), or upgrade peft."
+        )
+    return None
 
 
 def check_peft_compatible(required: bool = True) -> None:
@@ -124,6 +120,8 @@ def untested_versions(names: tuple[str, ...] = WATCHED) -> list[str]:
     for name in names:
         version = installed_version(name)
         specifier = ranges.get(canonicalize_name(name))
+        # packaging's SpecifierSet rather than transformers' require_version: this runs before every command, and
+        # importing transformers here would make a config error as slow as a model load.
         if version is None or specifier is None or specifier.contains(version, prereleases=True):
             continue
         reports.append(
@@ -147,12 +145,8 @@ def _needs_peft(args: argparse.Namespace) -> bool:
         from vlm2vec_hf.training.cli_options import config_from_args
 
         return bool(config_from_args(args).lora)  # --lora on the command line or `lora: true` in --config
-    if command == "convert" and getattr(args, "adapter", None):
-        from vlm2vec_hf.hub_cards.convert import is_training_adapter
-
-        # Only adapters written by `vlm2vec train --lora` go through peft; published ones are merged without it.
-        return Path(args.adapter).is_dir() and is_training_adapter(args.adapter)
-    return False
+    # Every adapter, published or trained, is merged through peft.
+    return command == "convert" and bool(getattr(args, "adapter", None))
 
 
 def check_command(args: argparse.Namespace) -> None:
