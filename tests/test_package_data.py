@@ -10,7 +10,9 @@ from vlm2vec_hf.package_data import DataFileError, read_csv, read_yaml
 def test_yaml_key_given_twice_is_an_error_naming_file_and_key(tmp_path):
     path = tmp_path / "table.yaml"
     path.write_text("groups:\n  a: [1]\n  b: [2]\n  a: [3]\n")
-    with pytest.raises(DataFileError, match=r"table\.yaml: invalid YAML at line 4, .*duplicate key 'a' \(first given at line 2\)"):
+    with pytest.raises(
+        DataFileError, match=r"table\.yaml: invalid YAML at line 4, .*duplicate key 'a' \(first given at line 2\)"
+    ):
         read_yaml(path)
     path.write_text("groups:\n  a: [1]\n  b: {a: 2}\n")
     assert read_yaml(path) == {"groups": {"a": [1], "b": {"a": 2}}}
