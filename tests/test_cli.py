@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import CASES, FIXTURE, TOLERANCE
+from helpers import CASES, FIXTURE, TOLERANCE
 from hub_server import LocalHub
 
 from vlm2vec_hf.cli import main

@@ -9,22 +9,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import (
+from helpers import (
     BATCHES,
     BLOCK_PROJECT,
     CASES,
     FIXTURE,
     MAX_LENGTH,
     TOLERANCE,
+    V1_STRUCTURED,
+    V2_STRUCTURED,
     case_image,
     case_image_path,
     max_abs,
     run_isolated,
+    structured_input,
 )
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sentence_transformers import SentenceTransformer
-from test_parity import V1_STRUCTURED, V2_STRUCTURED, structured_input
 from transformers import AutoModel, AutoProcessor
 
 from vlm2vec_hf.cli import main

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import CASES, FIXTURE, TOLERANCE, run_isolated
+from helpers import CASES, FIXTURE, TOLERANCE, run_isolated
 
 
 def test_auto_model_loads_without_project(fixture_model_dir, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TOLERANCE, case_image
+from helpers import TOLERANCE, case_image
 
 # Tokenises to about 2 tokens per repeat with the tiny tokenizer: well over SPLIT_MIN_LENGTH.
 LONG = "word " * 600

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TOLERANCE
+from helpers import TOLERANCE
 from hub_server import LocalHub
 from safetensors.torch import load_file
 
