@@ -148,6 +148,7 @@ def test_mmeb_prompts_reach_the_model_as_the_gme_driver_sends_them(st_gme, auto_
         assert features["input_ids"].tolist() == reference["input_ids"].tolist()
 
 
+@pytest.mark.slow
 def test_eval_on_mini_mmeb_writes_results_beside_the_published_gme(gme_dir, mini_mmeb, tmp_path, capsys):
     out = tmp_path / "eval"
     data = ["--data", str(mini_mmeb / "eval"), "--image-dir", str(mini_mmeb / "images")]
@@ -161,6 +162,7 @@ def test_eval_on_mini_mmeb_writes_results_beside_the_published_gme(gme_dir, mini
     assert "GME-2B" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_gme_folder_trains(gme_dir, mini_mmeb, tmp_path):
     from vlm2vec_hf.training.config import TrainConfig
     from vlm2vec_hf.training.trainer import build_trainer

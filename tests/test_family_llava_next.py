@@ -213,6 +213,7 @@ def test_preset_and_processor_source(tmp_path, capsys):
     assert encoding["input_ids"][0].tolist().count(processor.image_token_id) == 576 + 48 * 48 + 48
 
 
+@pytest.mark.slow
 def test_gradcache_mini_batches_split_image_and_text_rows(llava_sentence_model, expected):
     """sentence-transformers' `_create_minibatch` cuts `pixel_values` / `image_sizes` by `num_images_per_sample`;
     every mini-batch of a text / 3-patch / 5-patch mix embeds its rows as alone."""
@@ -244,6 +245,7 @@ def random_llava_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_init_writes_a_random_llava_next(random_llava_dir):
     from sentence_transformers import SentenceTransformer
 
@@ -258,6 +260,7 @@ def test_init_writes_a_random_llava_next(random_llava_dir):
     assert together.shape == (3, 64) and max_abs(together, alone) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_train_a_random_llava_next_with_gradcache(random_llava_dir, mini_mmeb, tmp_path):
     """`vlm2vec train` (one step of 4 pairs) with GradCache mini-batches of 2 over image and text rows: the weights
     move."""
@@ -278,6 +281,7 @@ def test_train_a_random_llava_next_with_gradcache(random_llava_dir, mini_mmeb, t
     assert abs(load(run / "final").encode(inputs) - load(random_llava_dir).encode(inputs)).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_eval_a_random_llava_next(random_llava_dir, mini_mmeb, tmp_path):
     out = tmp_path / "eval"
     args = ["eval", "--model", str(random_llava_dir), "--data", str(mini_mmeb / "eval"), "--subsets", "Faces"]

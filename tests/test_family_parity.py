@@ -96,6 +96,7 @@ class Family:
     adapter: AdapterCheck | None = None
     loss: LossCheck | None = None
     tolerance: float = TOLERANCE
+    slow: frozenset[str] = frozenset()  # case / batch ids whose tests carry the `slow` marker
 
     def __str__(self) -> str:
         return self.id
@@ -172,6 +173,7 @@ FAMILIES = (
             "n_video_tokens": lambda encoding, _: int((encoding["mm_token_type_ids"][0] == 2).sum()),
         },
         save_load_cases=("p03", "p01", "p11"),
+        slow=frozenset({"p08", "b4_large_right"}),  # 2450 video tokens
         loss=LossCheck(
             keys={
                 0: ("loss_plain", "grad_l2_norm_plain"),
@@ -283,7 +285,16 @@ FAMILIES = (
 
 def _cases(select: Callable[[Family], Any]) -> list:
     """pytest params: one per (family, item) for the items `select(family)` lists."""
-    return [pytest.param(family, item, id=_id(family, item)) for family in FAMILIES for item in select(family)]
+    return [
+        pytest.param(family, item, id=_id(family, item), marks=_marks(family, item))
+        for family in FAMILIES
+        for item in select(family)
+    ]
+
+
+def _marks(family: Family, item) -> list:
+    key = str(item[0] if isinstance(item, tuple) else item)
+    return [pytest.mark.slow] if key in family.slow or key.split("-")[0] in family.slow else []
 
 
 def _id(family: Family, item) -> str:
@@ -485,6 +496,7 @@ def test_save_and_reload_give_identical_embeddings(request, family, tmp_path):
 # --- the folder alone ---
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", _families(lambda family: family.isolated_cases))
 def test_loads_in_a_process_without_the_project(request, family, tmp_path):
     """Only the folder's own code runs (remote code): no missing or unexpected weights, the reference rows."""
@@ -548,6 +560,7 @@ def test_adapter_merges_the_reference_modules(family):
         assert key in merged, key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "family,weights_format", _cases(lambda family: family.adapter.weights_formats if family.adapter else ())
 )
@@ -590,6 +603,7 @@ def test_training_lora_adapts_the_reference_modules(request, family):
 # --- training: the loss and its gradients ---
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "family,mini_batch_size", _cases(lambda family: sorted(family.loss.keys) if family.loss else ())
 )

@@ -91,6 +91,7 @@ def test_unmapped_checkpoint_key_is_an_error_naming_it(tmp_path):
         convert_backbone(base, tmp_path / "out", dtype=torch.float32)
 
 
+@pytest.mark.slow
 def test_lora_training_merge_and_reload_on_a_random_phi3v(tmp_path, mini_mmeb):
     """`init --family phi3_v` -> `train --lora` (GradCache mini-batches of 2 over 5-D pixel values) -> `merge`: the
     merged folder embeds like the adapter folder, and the adapter moved the embeddings."""

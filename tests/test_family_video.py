@@ -269,6 +269,7 @@ def test_num_frames_is_a_saved_setting(video_model_dir, tmp_path):
 # --- GradCache mini-batches ---
 
 
+@pytest.mark.slow
 def test_gradcache_minibatches_cut_video_image_and_text_rows(sentence_model):
     """sentence-transformers' `_create_minibatch` cuts `pixel_values_videos` / `video_grid_thw` (by
     `num_videos_per_sample`) and `pixel_values` / `image_grid_thw` so every mini-batch equals the features of its
