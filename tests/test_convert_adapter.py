@@ -78,6 +78,7 @@ def merged_sentence_model(merged_dir) -> SentenceTransformer:
     return SentenceTransformer(str(merged_dir), trust_remote_code=True, device="cpu")
 
 
+@pytest.mark.slow
 def test_sentence_transformer_matches_expected_lora(merged_sentence_model, expected_lora):
     worst = 0.0
     for case_id, (instruction, text, has_image) in V1_STRUCTURED.items():
@@ -94,6 +95,7 @@ def test_sentence_transformer_matches_expected_lora(merged_sentence_model, expec
     assert worst < TOLERANCE
 
 
+@pytest.mark.slow
 def test_auto_model_matches_expected_lora(merged_dir, expected_lora):
     model = AutoModel.from_pretrained(merged_dir, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(merged_dir, trust_remote_code=True)
@@ -148,6 +150,7 @@ def run_without_peft(script: str, tmp_path: Path) -> dict:
     return run_isolated(script, tmp_path, prelude=_NO_PEFT)
 
 
+@pytest.mark.slow
 def test_merged_folder_loads_with_auto_model_without_peft(merged_dir_from_fixture_adapter, tmp_path):
     merged_dir = merged_dir_from_fixture_adapter
     out = run_without_peft(
@@ -169,6 +172,7 @@ def test_merged_folder_loads_with_auto_model_without_peft(merged_dir_from_fixtur
     assert out["diff"] < TOLERANCE and not out["peft_loaded"]
 
 
+@pytest.mark.slow
 def test_merged_folder_loads_with_sentence_transformers_without_peft(merged_dir_from_fixture_adapter, tmp_path):
     merged_dir = merged_dir_from_fixture_adapter
     out = run_without_peft(

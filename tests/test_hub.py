@@ -21,6 +21,9 @@ from hub_server import LocalHub
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.hub_cards.push import HubPushError, ModelFolderError, check_model_folder, push_model_folder
 
+# Every test here is slow: Hub round trips, and the autouse fresh loader process starts for each module run.
+pytestmark = pytest.mark.slow
+
 ALICE, BOB = "tok-alice", "tok-bob"
 TOKENS = {ALICE: "alice", BOB: "bob"}
 SAME = 1e-6

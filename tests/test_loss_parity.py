@@ -31,9 +31,10 @@ def train_model(fixture_model_dir):
     "mini_batch_size,loss_key,norm_key",
     [
         (0, "loss_plain", "grad_l2_norm_plain"),
-        (1, "loss_gradcache_chunk1", "grad_l2_norm_gradcache_chunk1"),
-        (2, "loss_plain", "grad_l2_norm_plain"),  # no reference value of its own: the same loss as plain
-        (4, "loss_gradcache_chunk4", "grad_l2_norm_gradcache_chunk4"),
+        pytest.param(1, "loss_gradcache_chunk1", "grad_l2_norm_gradcache_chunk1", marks=pytest.mark.slow),
+        # no reference value of its own: the same loss as plain
+        pytest.param(2, "loss_plain", "grad_l2_norm_plain", marks=pytest.mark.slow),
+        pytest.param(4, "loss_gradcache_chunk4", "grad_l2_norm_gradcache_chunk4", marks=pytest.mark.slow),
     ],
 )
 def test_loss_and_gradient_norm_match_reference(train_model, mini_batch_size, loss_key, norm_key):
@@ -82,6 +83,7 @@ def test_per_parameter_gradient_norms_match_reference(train_model):
     assert compared == len(ours) >= 50
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_keeps_loss_and_gradients(train_model):
     # What the Trainer does for `gradient_checkpointing: true`: every transformers submodule recomputes activations.
     train_model.gradient_checkpointing_enable({"use_reentrant": False})

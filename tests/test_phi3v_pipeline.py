@@ -29,6 +29,9 @@ from vlm2vec_hf.cli import main
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.trainer import build_loss, build_trainer, train
 
+# Every test here is slow: its module fixture trains, evaluates and pushes a random Phi-3.5-V.
+pytestmark = pytest.mark.slow
+
 ALICE = "tok-alice"
 SAME = 1e-5
 EVAL_SETS = ("Digits_VQA", "Faces")  # I+T -> T (VQA) and I -> T (classification): one image per query

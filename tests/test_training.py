@@ -32,6 +32,7 @@ def state(model_dir) -> dict[str, torch.Tensor]:
     return {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_training_lifts_hit_at_1_far_above_chance(tiny_random_model_dir, mini_mmeb, tmp_path):
     before = mean_hit_at_1(tiny_random_model_dir, mini_mmeb)
     assert (
@@ -65,6 +66,7 @@ class CrashAfterStep(TrainerCallback):
             raise SimulatedCrash(f"killed after step {self.step}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "dora"])
 def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
     tiny_random_model_dir, mini_mmeb, tmp_path, lora, monkeypatch
@@ -101,6 +103,7 @@ def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
     assert worst < 1e-6
 
 
+@pytest.mark.slow
 def test_dora_adapter_trains_only_the_language_model_and_merges(tiny_random_model_dir, mini_mmeb, tmp_path):
     run = tmp_path / "lora"
     assert (
@@ -180,6 +183,7 @@ def test_lora_regex_keeps_qwen2_5_vl_vision_mlp_out():
     assert any(re.search(r"visual\.blocks\.\d+\.mlp\.gate_proj", name) for name, _ in model.named_parameters())
 
 
+@pytest.mark.slow
 def test_objective_options_build_the_expected_losses(tiny_random_model_dir, mini_mmeb, tmp_path):
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
@@ -258,6 +262,7 @@ class PrecisionRecorder(TrainerCallback):
         projection.register_forward_hook(lambda module, inputs, output: self.projection_dtypes.add(output.dtype))
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_and_bf16_train_from_the_cli(
     tiny_random_model_dir, mini_mmeb, tmp_path, caplog, monkeypatch
 ):
@@ -280,6 +285,7 @@ def test_gradient_checkpointing_and_bf16_train_from_the_cli(
     assert not [r for r in caplog.records if "Could not save predict example asset" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_a_new_run_never_overwrites_an_earlier_one(tiny_random_model_dir, mini_mmeb, tmp_path, capsys):
     args = train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "run", "--max-steps", "2", "--subsets", "Faces")
     assert main(args) == 0
@@ -291,6 +297,7 @@ def test_a_new_run_never_overwrites_an_earlier_one(tiny_random_model_dir, mini_m
     assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() != weights
 
 
+@pytest.mark.slow
 def test_interleave_batch_size_builds_batches_of_single_subset_blocks(tiny_random_model_dir, mini_mmeb, tmp_path):
     config, trainer, sizes, owner = per_subset_trainer(
         tiny_random_model_dir, mini_mmeb, tmp_path, interleave_batch_size=4
