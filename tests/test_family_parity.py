@@ -68,6 +68,7 @@ class LossCheck:
 class AdapterCheck:
     """The published-style DoRA adapter: merged modules and `expected_lora.safetensors`."""
 
+    modules: int  # how many modules the adapter adapts (fixture README)
     merged_keys: tuple[str, ...]  # some keys the merge must touch
     weights_formats: tuple[str, ...] = ("safetensors",)
 
@@ -206,6 +207,7 @@ FAMILIES = (
         sdpa_bf16=("b3_mixed", ("language_model", "vision_embed_tokens.img_processor")),
         isolated_cases=("p01", "p03", "p09"),
         adapter=AdapterCheck(
+            modules=16,  # 4 LLM + 4 CLIP modules per layer, 2 layers each
             merged_keys=(
                 "vlm.vision_embed_tokens.img_processor.encoder.layers.1.self_attn.out_proj.weight",
                 "vlm.language_model.layers.0.self_attn.qkv_proj.weight",
@@ -249,10 +251,11 @@ FAMILIES = (
         save_load_cases=("p13", "p02", "p07"),
         isolated_cases=("p03", "p02", "p14"),
         adapter=AdapterCheck(
+            modules=18,  # Mistral's q/k/v/o/down_proj and CLIP's q/k/v/out_proj, not gate/up_proj nor the projector
             merged_keys=(
                 "vlm.vision_tower.encoder.layers.1.self_attn.out_proj.weight",
                 "vlm.language_model.layers.0.mlp.down_proj.weight",
-            )
+            ),
         ),
         loss=LossCheck(
             keys={0: ("loss_plain", "grad_l2_norm_plain"), 2: ("loss_plain", "grad_l2_norm_plain")},
@@ -555,7 +558,7 @@ def test_adapter_merges_the_reference_modules(family):
     model = VLM2VecModel.from_backbone(family.fixture.backbone, dtype=torch.float32)
     mapping = get_family(family.model_type).adapter_key_mapping
     merged = merge_adapter_into_model(model, read_adapter(family.fixture.root / "adapter"), mapping)
-    assert len(merged) == len(family.fixture.data["lora"]["adapted_modules"])  # fixture README: 16 / 18
+    assert len(merged) == len(family.fixture.data["lora"]["adapted_modules"]) == family.adapter.modules
     for key in family.adapter.merged_keys:
         assert key in merged, key
 
@@ -597,7 +600,7 @@ def test_training_lora_adapts_the_reference_modules(request, family):
         rename_adapter_key(f"{name}.lora_A.weight", mapping).removesuffix(".lora_A.weight")
         for name in family.fixture.data["lora"]["adapted_modules"]
     }
-    assert adapted == reference and len(adapted) == len(family.fixture.data["lora"]["adapted_modules"])
+    assert adapted == reference and len(adapted) == family.adapter.modules
 
 
 # --- training: the loss and its gradients ---
