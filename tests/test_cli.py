@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CASES, FIXTURE, TOLERANCE
+from helpers import CASES, FIXTURE, TOLERANCE
 from hub_server import LocalHub
 
 from vlm2vec_hf.cli import main
@@ -64,6 +64,7 @@ def test_convert_reports_a_missing_base_folder(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_demo_main_job_runs_the_whole_pipeline_and_pushes_to_a_configured_hub(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
     with LocalHub(tmp_path / "hub", tokens={"tok-alice": "alice"}) as hub:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import FIXTURE, TOLERANCE
+from helpers import FIXTURE, TOLERANCE
 from PIL import Image
 from safetensors.torch import save_file
 from sentence_transformers import SentenceTransformer

@@ -3,7 +3,7 @@ transformers, sentence-transformers or datasets (each command imports them in it
 
 from __future__ import annotations
 
-from conftest import run_isolated
+from helpers import run_isolated
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "datasets")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_clip, write_ffv1, write_rows
+from helpers import write_clip, write_ffv1, write_rows
 from PIL import Image
 
 from vlm2vec_hf.evaluation.data import load_mmeb_eval

@@ -9,22 +9,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import (
+from helpers import (
     BATCHES,
     BLOCK_PROJECT,
     CASES,
     FIXTURE,
     MAX_LENGTH,
     TOLERANCE,
+    V1_STRUCTURED,
+    V2_STRUCTURED,
     case_image,
     case_image_path,
     max_abs,
     run_isolated,
+    structured_input,
 )
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from sentence_transformers import SentenceTransformer
-from test_parity import V1_STRUCTURED, V2_STRUCTURED, structured_input
 from transformers import AutoModel, AutoProcessor
 
 from vlm2vec_hf.cli import main
@@ -82,6 +84,7 @@ def merged_sentence_model(merged_dir) -> SentenceTransformer:
 QWEN2_VL_KEYS = get_family("qwen2_vl").adapter_key_mapping
 
 
+@pytest.mark.slow
 def test_sentence_transformer_matches_expected_lora(merged_sentence_model, expected_lora):
     worst = 0.0
     for case_id, (instruction, text, has_image) in V1_STRUCTURED.items():
@@ -98,6 +101,7 @@ def test_sentence_transformer_matches_expected_lora(merged_sentence_model, expec
     assert worst < TOLERANCE
 
 
+@pytest.mark.slow
 def test_auto_model_matches_expected_lora(merged_dir, expected_lora):
     model = AutoModel.from_pretrained(merged_dir, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(merged_dir, trust_remote_code=True)
@@ -152,6 +156,7 @@ def run_without_peft(script: str, tmp_path: Path) -> dict:
     return run_isolated(script, tmp_path, prelude=_NO_PEFT)
 
 
+@pytest.mark.slow
 def test_merged_folder_loads_with_auto_model_without_peft(merged_dir_from_fixture_adapter, tmp_path):
     merged_dir = merged_dir_from_fixture_adapter
     out = run_without_peft(
@@ -173,6 +178,7 @@ def test_merged_folder_loads_with_auto_model_without_peft(merged_dir_from_fixtur
     assert out["diff"] < TOLERANCE and not out["peft_loaded"]
 
 
+@pytest.mark.slow
 def test_merged_folder_loads_with_sentence_transformers_without_peft(merged_dir_from_fixture_adapter, tmp_path):
     merged_dir = merged_dir_from_fixture_adapter
     out = run_without_peft(

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# Every test here is slow: two torchrun processes training.
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -22,6 +22,7 @@ def run_eval(model_dir, data, out, *extra: str) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_v1_eval_writes_json_table_and_chart(tiny_random_model_dir, mini_mmeb, tmp_path, capsys):
     results = run_eval(tiny_random_model_dir, mini_mmeb, tmp_path / "v1", "--data", str(mini_mmeb / "eval"))
     assert set(results["datasets"]) == {"Digits", "Faces", "Digits_t2i", "Photos_i2t", "Photos_i2i", "Digits_VQA"}
@@ -37,6 +38,7 @@ def test_v1_eval_writes_json_table_and_chart(tiny_random_model_dir, mini_mmeb, t
     assert "Reports:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_v2_eval_caches_embeddings_and_compares_with_published(tiny_random_model_dir, mini_mmeb, tmp_path, capsys):
     common = ["--data", str(mini_mmeb / "eval-v2"), "--protocol", "v2", "--cache-dir", str(tmp_path / "cache")]
     first = run_eval(tiny_random_model_dir, mini_mmeb, tmp_path / "a", *common)
@@ -51,6 +53,7 @@ def test_v2_eval_caches_embeddings_and_compares_with_published(tiny_random_model
     assert "VLM2Vec-V2.0 has no published score" in (tmp_path / "b" / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_compare_puts_published_scores_beside_ours(tiny_random_model_dir, mini_mmeb, tmp_path, capsys):
     # the mini Digits classification set under a published dataset's name, to line the two up
     shutil.copytree(mini_mmeb / "eval" / "Digits", tmp_path / "eval" / "VOC2007")
@@ -63,6 +66,7 @@ def test_compare_puts_published_scores_beside_ours(tiny_random_model_dir, mini_m
     assert f"{'VOC2007':<28} {ours:7.1f} {74.3:12.1f} {ours - 74.3:+7.1f}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluator_runs_inside_training(tiny_random_model_dir, mini_mmeb, tmp_path):
     # Two eval sets (an image classification one and a text -> image one) keep the three evaluations cheap.
     eval_dir = tmp_path / "eval"

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE
+from helpers import FIXTURE
 
 from vlm2vec_hf import model_folder
 from vlm2vec_hf.cli import main

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import CASES, FIXTURE, TOLERANCE, run_isolated
+import pytest
+from helpers import CASES, FIXTURE, TOLERANCE, run_isolated
 
 
+@pytest.mark.slow
 def test_auto_model_loads_without_project(fixture_model_dir, tmp_path):
     out = run_isolated(
         f"""
@@ -35,6 +37,7 @@ def test_auto_model_loads_without_project(fixture_model_dir, tmp_path):
     assert out["worst"] < TOLERANCE
 
 
+@pytest.mark.slow
 def test_sentence_transformer_loads_without_project(fixture_model_dir, tmp_path):
     image = str(FIXTURE / "images" / CASES["p01"]["image"])
     out = run_isolated(

@@ -11,21 +11,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import queue
 import re
 import shutil
 import socket
-import subprocess
-import sys
-import textwrap
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import BLOCK_PROJECT, FIXTURE
+from helpers import RemoteLoader, train_args
 from hub_server import LocalHub
 from huggingface_hub import ModelCard
-from test_training import train_args
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.hub_cards.card import card_with_eval_results
@@ -38,112 +32,12 @@ from vlm2vec_hf.hub_cards.push import (
 )
 from vlm2vec_hf.modeling_vlm2vec.backbones import all_families
 
+# Every test here is slow: Hub round trips, and the autouse fresh loader process starts for each module run.
+pytestmark = pytest.mark.slow
+
 ALICE, BOB = "tok-alice", "tok-bob"
 TOKENS = {ALICE: "alice", BOB: "bob"}
-IMAGE = str(FIXTURE / "images" / "chelsea_150x100.png")
-IMAGE_2 = str(FIXTURE / "images" / "coffee_120x80.png")
-INSTRUCTION = "Represent the given image with the following question:"
 SAME = 1e-6
-
-
-# Reads one JSON job per line: load `source` (repo id or folder) with sentence-transformers (and transformers), embed
-# an image + question, an image alone and a text; answers one `RESULT {...}` line. Other stdout lines are noise.
-LOADER = f"""
-import json, os, sys
-import torch
-from PIL import Image
-from sentence_transformers import SentenceTransformer
-from transformers import AutoModel, AutoProcessor
-
-def embed(job):
-    os.environ.pop("HF_TOKEN", None)
-    if job.get("token"):
-        os.environ["HF_TOKEN"] = job["token"]
-    kwargs = {{"revision": job["revision"]}} if job.get("revision") else {{}}
-    model = SentenceTransformer(job["source"], trust_remote_code=True, device="cpu", **kwargs)
-    queries = model.encode([{{"image": Image.open({IMAGE!r}), "text": "What is in the image"}}, {IMAGE_2!r}],
-                           prompt={INSTRUCTION!r}, convert_to_tensor=True)
-    text = model.encode(["A cat and a dog"], convert_to_tensor=True)
-    result = {{"st": torch.cat([queries, text]).tolist(), "st_module": type(model[0]).__module__}}
-    if job.get("auto"):
-        auto = AutoModel.from_pretrained(job["source"], trust_remote_code=True, **kwargs).eval()
-        processor = AutoProcessor.from_pretrained(job["source"], trust_remote_code=True, **kwargs)
-        prompts = [processor.format_prompt("What is in the image", {INSTRUCTION!r}, num_images=1), "A cat and a dog"]
-        with torch.no_grad():
-            result["auto"] = auto(**processor(text=prompts, images=[{IMAGE!r}])).embeddings.tolist()
-        result["auto_module"] = type(auto).__module__
-    return result
-
-print("READY", flush=True)
-for line in sys.stdin:
-    try:
-        answer = {{"ok": True, **embed(json.loads(line))}}
-    except Exception as error:
-        answer = {{"ok": False, "error": f"{{type(error).__name__}}: {{error}}"}}
-    print("RESULT " + json.dumps(answer), flush=True)
-"""
-
-
-class RemoteLoader:
-    """The fresh loader process: `load(source, ...)` sends one job and returns its answer."""
-
-    def __init__(self, endpoint: str, home: Path):
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HF_HOME": str(home),
-            "HF_ENDPOINT": endpoint,
-            "HF_HUB_OFFLINE": "0",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        }
-        self.stderr_path = home.parent / "loader.stderr"
-        self._stderr = self.stderr_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", BLOCK_PROJECT + textwrap.dedent(LOADER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            cwd=home.parent,
-            env=env,
-        )
-        self._answers: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._ready = False  # waited for at the first load, so the imports overlap other work
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.startswith(("READY", "RESULT ")):
-                self._answers.put(line)
-        self._answers.put(None)
-
-    def _wait(self, prefix: str) -> str:
-        try:
-            line = self._answers.get(timeout=300)
-        except queue.Empty:
-            line = None
-        if line is None or not line.startswith(prefix):
-            raise AssertionError(f"loader process failed:\n{self.stderr_path.read_text()[-4000:]}")
-        return line[len(prefix) :]
-
-    def load(self, source: str | Path, *, token: str | None = None, revision: str | None = None, auto=False) -> dict:
-        if not self._ready:
-            self._wait("READY")
-            self._ready = True
-        job = {"source": str(source), "token": token, "revision": revision, "auto": auto}
-        self.process.stdin.write(json.dumps(job) + "\n")
-        self.process.stdin.flush()
-        return json.loads(self._wait("RESULT "))
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._stderr.close()
 
 
 @pytest.fixture(scope="module")

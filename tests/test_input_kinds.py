@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TOLERANCE, case_image, case_image_path
+from helpers import TOLERANCE, case_image, case_image_path
 from sentence_transformers import SentenceTransformer
 
 INSTRUCTION = "Represent the given image with the following question:"

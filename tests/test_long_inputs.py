@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TOLERANCE, case_image
+from helpers import TOLERANCE, case_image
 
 # Tokenises to about 2 tokens per repeat with the tiny tokenizer: well over SPLIT_MIN_LENGTH.
 LONG = "word " * 600
@@ -106,6 +106,7 @@ def test_turning_the_split_off_pads_every_row_to_the_longest(unbounded):
     assert (embeddings - _one_by_one(unbounded, ["a short text", LONG])).abs().max() < TOLERANCE
 
 
+@pytest.mark.slow
 def test_split_keeps_gradients_and_hidden_states(auto_model_and_processor):
     model, processor = auto_model_and_processor
     inputs = processor(text=[LONG, "<|image_pad|> a photo", "short"], images=[case_image("p01")], max_length=None)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-import torch
-from conftest import CASES, FIXTURE, case_image
+from helpers import CASES, FIXTURE, case_image, expected_forwards, recorded_forwards
 
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.trainer import build_loss
@@ -30,52 +27,14 @@ def train_model(fixture_model_dir):
     return model.train()
 
 
-@contextmanager
-def recorded_forwards(model) -> Iterator[list[tuple[str, int, int]]]:
-    """Events of the VLM2Vec model inside `model`, in order: ("forward", rows, tokens) for a forward without
-    autograd graph, ("graph", rows, tokens) for one that builds a graph, ("backward", rows, 0) when the gradient
-    reaches a graph forward's embeddings (tokens = the batch's rows x padded width, an activation-size proxy)."""
-    events: list[tuple[str, int, int]] = []
-    vlm2vec = model[0].model
-
-    def before(module, args, kwargs):
-        input_ids = kwargs["input_ids"]
-        kind = "graph" if torch.is_grad_enabled() else "forward"
-        events.append((kind, input_ids.shape[0], input_ids.numel()))
-
-    def after(module, args, kwargs, output):
-        if output.embeddings.requires_grad:
-            output.embeddings.register_hook(lambda grad: events.append(("backward", grad.shape[0], 0)))
-
-    handles = [
-        vlm2vec.register_forward_pre_hook(before, with_kwargs=True),
-        vlm2vec.register_forward_hook(after, with_kwargs=True),
-    ]
-    try:
-        yield events
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def expected_forwards(mini_batch_size: int, batch: int = 8, columns: int = 2) -> list[tuple[str, int]]:
-    """GradCache: every mini-batch embedded without a graph, then (during backward) again with a graph, each graph
-    freed by its backward before the next is built, so activations are bounded by one mini-batch. Plain: one
-    graph per column of the whole batch, all alive until the backward."""
-    if not mini_batch_size:
-        return [("graph", batch)] * columns + [("backward", batch)] * columns
-    chunks = columns * batch // mini_batch_size
-    no_graph_pass = [("forward", mini_batch_size)] * chunks
-    return no_graph_pass + [("graph", mini_batch_size), ("backward", mini_batch_size)] * chunks
-
-
 @pytest.mark.parametrize(
     "mini_batch_size,loss_key,norm_key",
     [
         (0, "loss_plain", "grad_l2_norm_plain"),
-        (1, "loss_gradcache_chunk1", "grad_l2_norm_gradcache_chunk1"),
-        (2, "loss_plain", "grad_l2_norm_plain"),  # no reference value of its own: the same loss as plain
-        (4, "loss_gradcache_chunk4", "grad_l2_norm_gradcache_chunk4"),
+        pytest.param(1, "loss_gradcache_chunk1", "grad_l2_norm_gradcache_chunk1", marks=pytest.mark.slow),
+        # no reference value of its own: the same loss as plain
+        pytest.param(2, "loss_plain", "grad_l2_norm_plain", marks=pytest.mark.slow),
+        pytest.param(4, "loss_gradcache_chunk4", "grad_l2_norm_gradcache_chunk4", marks=pytest.mark.slow),
     ],
 )
 def test_loss_and_gradient_norm_match_reference(train_model, mini_batch_size, loss_key, norm_key):
@@ -124,6 +83,7 @@ def test_per_parameter_gradient_norms_match_reference(train_model):
     assert compared == len(ours) >= 50
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_keeps_loss_and_gradients(train_model):
     # What the Trainer does for `gradient_checkpointing: true`: every transformers submodule recomputes activations.
     train_model.gradient_checkpointing_enable({"use_reentrant": False})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CASES, FIXTURE, TOLERANCE, case_image_path
+from helpers import CASES, FIXTURE, TOLERANCE, case_image_path
 from PIL import Image
 from transformers import AutoModel
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TOLERANCE
+from helpers import TOLERANCE
 from PIL import Image
 
 from vlm2vec_hf.modeling_vlm2vec.image_processing_phi3_v import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor, hd_transform

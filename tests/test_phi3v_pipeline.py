@@ -14,18 +14,23 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from helpers import HUB_IMAGE as IMAGE
+from helpers import HUB_IMAGE_2 as IMAGE_2
+from helpers import HUB_INSTRUCTION as INSTRUCTION
+from helpers import RemoteLoader, SimulatedCrash, StepRecorder, add_callback_to_cli_runs, train_config
 from hub_server import LocalHub
 from PIL import Image
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-from test_hub import IMAGE, IMAGE_2, INSTRUCTION, RemoteLoader
-from test_training import SimulatedCrash, StepRecorder, _config, add_callback_to_cli_runs
 from transformers import TrainerCallback
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.trainer import build_loss, build_trainer, train
+
+# Every test here is slow: its module fixture trains, evaluates and pushes a random Phi-3.5-V.
+pytestmark = pytest.mark.slow
 
 ALICE = "tok-alice"
 SAME = 1e-5
@@ -327,7 +332,7 @@ def test_resume_after_a_crash_reaches_the_uninterrupted_weights(phi_dir, phi_run
     crashed = tmp_path / "crashed"
     args = phi_train_args(phi_dir, mini_mmeb, crashed)
     with pytest.raises(SimulatedCrash):  # killed while taking step 2, after checkpoint-1 was written
-        train(_config(args), callbacks=[CrashBeforeStep(2)])
+        train(train_config(args), callbacks=[CrashBeforeStep(2)])
     assert sorted(p.name for p in crashed.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-1"]
     recorder = StepRecorder()
     add_callback_to_cli_runs(monkeypatch, recorder)

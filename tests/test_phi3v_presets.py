@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TOLERANCE
+from helpers import TOLERANCE
 from hub_server import LocalHub
 from safetensors.torch import load_file
 
@@ -125,6 +125,7 @@ def assert_embeds_like_reference(folder: Path, expected: dict[str, torch.Tensor]
         ("VLM2Vec-LoRA", "microsoft/Phi-3.5-vision-instruct", "TIGER-Lab/VLM2Vec-LoRA", "expected_lora.safetensors"),
     ],
 )
+@pytest.mark.slow
 def test_preset_downloads_and_converts_like_the_reference(
     hub, online, tmp_path, preset_name, base, adapter, expected_file
 ):

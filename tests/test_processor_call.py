@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import case_image
+from helpers import case_image
 
 LONG_TEXT = "a sentence that is long enough to need truncation " * 4
 

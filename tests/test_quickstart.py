@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import write_clip, write_ffv1
+from helpers import write_clip, write_ffv1
 from PIL import Image
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -7,46 +7,18 @@ import re
 
 import pytest
 import torch
+from helpers import SimulatedCrash, StepRecorder, add_callback_to_cli_runs, train_args, train_config
 from sentence_transformers import SentenceTransformer
 from transformers import TrainerCallback
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
 from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
-from vlm2vec_hf.training import trainer as trainer_module
-from vlm2vec_hf.training.cli_options import config_from_args
 from vlm2vec_hf.training.config import TrainConfig
 from vlm2vec_hf.training.trainer import build_trainer, train
 
 # Mean hit@1 of a model that ranks candidates at random on the mini-MMEB eval sets (1/candidates per query).
 CHANCE = (1 / 10 + (2 / 3 * 1 / 10 + 1 / 3 * 1 / 2) + 1 / 10 + 1 / 2 + 1 / 10 + 1 / 25) / 6
-
-
-def train_args(model_dir, data, out, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--model",
-        str(model_dir),
-        "--data",
-        str(data / "train"),
-        "--image-dir",
-        str(data / "images"),
-        "--output-dir",
-        str(out),
-        "--per-device-train-batch-size",
-        "16",
-        "--gc-mini-batch-size",
-        "8",
-        "--learning-rate",
-        "1e-3",
-        "--warmup-steps",
-        "2",
-        "--logging-steps",
-        "5",
-        "--seed",
-        "7",
-        *extra,
-    ]
 
 
 def mean_hit_at_1(model_dir, data) -> float:
@@ -60,6 +32,7 @@ def state(model_dir) -> dict[str, torch.Tensor]:
     return {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_training_lifts_hit_at_1_far_above_chance(tiny_random_model_dir, mini_mmeb, tmp_path):
     before = mean_hit_at_1(tiny_random_model_dir, mini_mmeb)
     assert (
@@ -82,10 +55,6 @@ def test_training_lifts_hit_at_1_far_above_chance(tiny_random_model_dir, mini_mm
     assert after > 1.6 * CHANCE and after > before + 0.1, (before, after, CHANCE)
 
 
-class SimulatedCrash(RuntimeError):
-    pass
-
-
 class CrashAfterStep(TrainerCallback):
     """Dies like a killed process right after `step` (no clean shutdown, nothing saved at the crash)."""
 
@@ -97,34 +66,7 @@ class CrashAfterStep(TrainerCallback):
             raise SimulatedCrash(f"killed after step {self.step}")
 
 
-class StepRecorder(TrainerCallback):
-    """What a run really did: the global step it started at, and the optimizer steps it took after that."""
-
-    def __init__(self):
-        self.start_step: int | None = None
-        self.optimizer_steps = 0
-        self.step_ends: list[int] = []
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start_step = state.global_step  # after the Trainer has loaded a checkpoint's trainer_state.json
-
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        self.optimizer_steps += 1
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.step_ends.append(state.global_step)
-
-
-def add_callback_to_cli_runs(monkeypatch, callback: TrainerCallback) -> None:
-    """Make `vlm2vec train` (which builds its trainer through `build_trainer`) run with `callback` as well."""
-    build = trainer_module.build_trainer
-
-    def build_with_callback(config, callbacks=None):
-        return build(config, [*(callbacks or []), callback])
-
-    monkeypatch.setattr(trainer_module, "build_trainer", build_with_callback)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "dora"])
 def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
     tiny_random_model_dir, mini_mmeb, tmp_path, lora, monkeypatch
@@ -134,7 +76,7 @@ def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
 
     crashed = tmp_path / "crashed"
     parser_args = train_args(tiny_random_model_dir, mini_mmeb, crashed, *extra)
-    config = _config(parser_args)
+    config = train_config(parser_args)
     with pytest.raises(SimulatedCrash):
         train(config, callbacks=[CrashAfterStep(4)])
     assert sorted(p.name for p in crashed.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-3"]
@@ -161,17 +103,7 @@ def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
     assert worst < 1e-6
 
 
-def _config(args: list[str]) -> TrainConfig:
-    import argparse
-
-    from vlm2vec_hf.training.cli_options import add_config_flags
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    add_config_flags(parser)
-    return config_from_args(parser.parse_args(args[1:]))
-
-
+@pytest.mark.slow
 def test_dora_adapter_trains_only_the_language_model_and_merges(tiny_random_model_dir, mini_mmeb, tmp_path):
     run = tmp_path / "lora"
     assert (
@@ -251,6 +183,7 @@ def test_lora_regex_keeps_qwen2_5_vl_vision_mlp_out():
     assert any(re.search(r"visual\.blocks\.\d+\.mlp\.gate_proj", name) for name, _ in model.named_parameters())
 
 
+@pytest.mark.slow
 def test_objective_options_build_the_expected_losses(tiny_random_model_dir, mini_mmeb, tmp_path):
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
@@ -341,6 +274,7 @@ class PrecisionRecorder(TrainerCallback):
         )
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_and_bf16_train_from_the_cli(
     tiny_random_model_dir, mini_mmeb, tmp_path, caplog, monkeypatch
 ):
@@ -370,6 +304,7 @@ def test_gradient_checkpointing_and_bf16_train_from_the_cli(
     assert not [r for r in caplog.records if "Could not save predict example asset" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_a_new_run_never_overwrites_an_earlier_one(tiny_random_model_dir, mini_mmeb, tmp_path, capsys):
     args = train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "run", "--max-steps", "2", "--subsets", "Faces")
     assert main(args) == 0
@@ -381,6 +316,7 @@ def test_a_new_run_never_overwrites_an_earlier_one(tiny_random_model_dir, mini_m
     assert (tmp_path / "run" / "final" / "model.safetensors").read_bytes() != weights
 
 
+@pytest.mark.slow
 def test_interleave_batch_size_builds_batches_of_single_subset_blocks(tiny_random_model_dir, mini_mmeb, tmp_path):
     config, trainer, sizes, owner = per_subset_trainer(
         tiny_random_model_dir, mini_mmeb, tmp_path, interleave_batch_size=4

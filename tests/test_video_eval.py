@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import write_clip, write_rows
+from helpers import write_clip, write_rows
 from PIL import Image
 
 from vlm2vec_hf.evaluation import prompts_video

@@ -310,6 +310,7 @@ def logged_losses(run: Path) -> list[float]:
     return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
 
 
+@pytest.mark.slow
 def test_gradcache_training_on_clips_moves_weights_with_the_uncached_loss(tiny_random_model_dir, mini_mmeb, tmp_path):
     import torch
     from sentence_transformers import SentenceTransformer

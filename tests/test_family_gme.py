@@ -1,7 +1,7 @@
-"""GME parity with the reference embeddings of VLM2Vec's GME driver (fixture `parity-gme-public`: VLM2Vec `main`
-6e1e1d4 `GmeQwen2VL`, transformers 4.52.3, fp32, CPU), 1e-5 max-abs, every case alone and every row of every batch,
-the batches the reference gets wrong (`gb3_mixed_text_last`) or crashes on (`gb4_mixed_text_first`) included; plus
-the converted folder's recipe, `vlm2vec eval` on mini-MMEB and a short training run on a GME folder."""
+"""GME behaviour that is not embedding parity (that is in test_family_parity.py, fixture `parity-gme-public`): the
+converted folder's recipe and preset, the resize before the processor bounds, the chat prompt around plain texts and
+instructions, MMEB prompts as the GME driver sends them, one batch of every case, `vlm2vec eval` on mini-MMEB and a
+short training run on a GME folder."""
 
 from __future__ import annotations
 
@@ -10,78 +10,39 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TOLERANCE, max_abs
+from helpers import GME, TOLERANCE, load_auto, load_sentence_model, max_abs
+from helpers import gme_chat_prompt as chat_prompt
+from helpers import gme_st_input as st_input
 from PIL import Image
-from safetensors.torch import load_file
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.hub_cards.convert import convert_backbone
 from vlm2vec_hf.hub_cards.presets import get_preset
 
-FIXTURE = Path(__file__).parent / "fixtures" / "parity-gme-public"
-_CASES_FILE = json.loads((FIXTURE / "cases.json").read_text())
-CASES: dict[str, dict] = _CASES_FILE["cases"]
-RECIPE: dict = _CASES_FILE["recipe"]
-# Every batch the fixture lists, the one the reference crashes on included: row case ids per batch.
-BATCHES: dict[str, list[str]] = {
-    name: batch["cases"]
-    for name, batch in {**_CASES_FILE["batches"], **_CASES_FILE["batches_failing_in_reference"]}.items()
-}
-VISION_BLOCK = "<|vision_start|><|image_pad|><|vision_end|>"
-# VLM2Vec's GME driver (`MMEBModel.encode_input`) removes this from every text before GmeQwen2VL sees it.
-DRIVER_STRIPPED = "<|image_pad|>\n"
-
-
-def chat_prompt(text: str, has_image: bool, system: str | None = None) -> str:
-    """The fixture recipe's template, written out here independently of the library."""
-    template = RECIPE["template"].replace("{instruction}", system or RECIPE["system_prompt"])
-    return template.replace(f"[{VISION_BLOCK}]{{text}}", (VISION_BLOCK if has_image else "") + text)
-
-
-def driver_text(case_id: str) -> str:
-    return CASES[case_id]["text"].replace(DRIVER_STRIPPED, "")
-
-
-def case_image(case_id: str) -> Image.Image | None:
-    image = CASES[case_id]["image"]
-    return Image.open(FIXTURE / "images" / image) if image else None
-
-
-def st_input(case_id: str):
-    """The case as a user gives it to `SentenceTransformer.encode`: text, image path, or {"image", "text"} (with
-    VLM2Vec's `<|image_pad|>\\n` still in g06's text)."""
-    text, image = CASES[case_id]["text"], CASES[case_id]["image"]
-    if not image:
-        return text
-    path = str(FIXTURE / "images" / image)
-    return {"image": path, "text": text} if text else path
+FIXTURE = GME.root
+CASES = GME.cases
+RECIPE = GME.recipe
+case_image = GME.image
 
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, torch.Tensor]:
-    return load_file(FIXTURE / "expected.safetensors")
+    return GME.expected
 
 
 @pytest.fixture(scope="module")
-def gme_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("models") / "gme"
-    assert main(["convert", "--base", str(FIXTURE / "backbone"), "--prompt-format", "gme", "--out", str(out)]) == 0
-    return out
+def gme_dir(gme_model_dir):
+    return gme_model_dir
 
 
 @pytest.fixture(scope="module")
-def auto_gme(gme_dir):
-    from transformers import AutoModel, AutoProcessor
-
-    model = AutoModel.from_pretrained(gme_dir, trust_remote_code=True).eval()
-    return model, AutoProcessor.from_pretrained(gme_dir, trust_remote_code=True)
+def auto_gme(gme_model_dir):
+    return load_auto(gme_model_dir)
 
 
 @pytest.fixture(scope="module")
-def st_gme(gme_dir):
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(gme_dir), trust_remote_code=True, device="cpu")
+def st_gme(gme_model_dir):
+    return load_sentence_model(gme_model_dir)
 
 
 def embed(auto_gme, prompts: list[str], images: list[Image.Image]) -> tuple[torch.Tensor, dict]:
@@ -133,21 +94,6 @@ def test_gme_resize_runs_before_the_processor_bounds(auto_gme, fixture_model_dir
         AutoProcessor.from_pretrained(fixture_model_dir, trust_remote_code=True)(images=[wide])
 
 
-@pytest.mark.parametrize("case_id", sorted(CASES))
-def test_auto_model_full_chat_prompt_matches_each_case(auto_gme, expected, case_id):
-    case = CASES[case_id]
-    image = case_image(case_id)
-    embeddings, inputs = embed(
-        auto_gme, [chat_prompt(driver_text(case_id), image is not None)], [image] if image else []
-    )
-    assert inputs["input_ids"][0].tolist() == case["input_ids"]
-    if image is not None:
-        assert inputs["image_grid_thw"].tolist() == case["image_grid_thw"]
-    pooled = auto_gme[1].tokenizer.convert_ids_to_tokens(inputs["input_ids"][0, -1:].tolist())[0]
-    assert pooled == case["pooled_token"]  # `<|endoftext|>`; g07 (cut at 1800 tokens): `R`
-    assert max_abs(embeddings[0], expected[f"case/{case_id}"]) < TOLERANCE
-
-
 def test_auto_model_plain_texts_get_the_chat_prompt(auto_gme, expected):
     # Plain texts (VLM2Vec's `<|image_pad|>` placeholder for an image) are wrapped in GME's prompt by the processor.
     ids = ["g01", "g05", "g06", "g03", "g09"]
@@ -156,31 +102,6 @@ def test_auto_model_plain_texts_get_the_chat_prompt(auto_gme, expected):
     embeddings, _ = embed(auto_gme, prompts, images)
     for row, case_id in enumerate(ids):
         assert max_abs(embeddings[row], expected[f"case/{case_id}"]) < TOLERANCE, case_id
-
-
-@pytest.mark.parametrize("batch", sorted(BATCHES))
-def test_auto_model_every_batch_row_equals_its_single_case(auto_gme, expected, batch):
-    ids = BATCHES[batch]
-    prompts = [chat_prompt(driver_text(i), case_image(i) is not None) for i in ids]
-    embeddings, inputs = embed(auto_gme, prompts, [case_image(i) for i in ids if case_image(i)])
-    assert inputs["attention_mask"][:, -1].all()  # left padding: every row ends in its own last token
-    for row, case_id in enumerate(ids):
-        assert max_abs(embeddings[row], expected[f"case/{case_id}"]) < TOLERANCE, (batch, case_id)
-    assert max_abs(embeddings, expected[f"batch_per_row/{batch}"]) < TOLERANCE
-
-
-@pytest.mark.parametrize("case_id", sorted(CASES))
-def test_sentence_transformers_encode_matches_each_case(st_gme, expected, case_id):
-    embedding = st_gme.encode([st_input(case_id)], convert_to_tensor=True)[0]
-    assert max_abs(embedding, expected[f"case/{case_id}"]) < TOLERANCE
-
-
-@pytest.mark.parametrize("batch", sorted(BATCHES))
-def test_sentence_transformers_every_batch_row_equals_its_single_case(st_gme, expected, batch):
-    ids = BATCHES[batch]
-    embeddings = st_gme.encode([st_input(i) for i in ids], batch_size=len(ids), convert_to_tensor=True)
-    for row, case_id in enumerate(ids):
-        assert max_abs(embeddings[row], expected[f"case/{case_id}"]) < TOLERANCE, (batch, case_id)
 
 
 def test_sentence_transformers_one_batch_of_every_case(st_gme, expected):
@@ -228,6 +149,7 @@ def test_mmeb_prompts_reach_the_model_as_the_gme_driver_sends_them(st_gme, auto_
         assert features["input_ids"].tolist() == reference["input_ids"].tolist()
 
 
+@pytest.mark.slow
 def test_eval_on_mini_mmeb_writes_results_beside_the_published_gme(gme_dir, mini_mmeb, tmp_path, capsys):
     out = tmp_path / "eval"
     data = ["--data", str(mini_mmeb / "eval"), "--image-dir", str(mini_mmeb / "images")]
@@ -241,6 +163,7 @@ def test_eval_on_mini_mmeb_writes_results_beside_the_published_gme(gme_dir, mini
     assert "GME-2B" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_gme_folder_trains(gme_dir, mini_mmeb, tmp_path):
     from vlm2vec_hf.training.config import TrainConfig
     from vlm2vec_hf.training.trainer import build_trainer

@@ -1,93 +1,65 @@
-"""Video parity with the reference VLM2Vec-V2 (fixture parity-qwen2vl-video-public: reference code at 6e1e1d42, fp32,
-CPU, transformers 4.52.3): AutoModel with `videos=` and `SentenceTransformer.encode({"video": ...})`, every case and
-batch row within 1e-5, the contrastive loss and gradients of loss.json, GradCache mini-batches of mixed rows, the
-video input forms, the rule for clips the reference cannot take, and bad input."""
+"""Video behaviour of the Qwen2-VL video fixture (parity-qwen2vl-video-public) that is not embedding parity (that is
+in test_family_parity.py): frame sampling and sizes, the pixel layout against stock transformers, the video prompt,
+the video input forms, clips the reference cannot take, bad input, the saved `num_frames`, GradCache mini-batches of
+mixed rows, and which families declare video."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import max_abs, write_ffv1
+from helpers import (
+    QWEN2VL_VIDEO,
+    TOLERANCE,
+    VIDEO_PAD,
+    load_auto,
+    load_sentence_model,
+    max_abs,
+    raw_input,
+    video_structured,
+    write_ffv1,
+)
 from PIL import Image
-from safetensors.torch import load_file
 
-from vlm2vec_hf.hub_cards.convert import convert_backbone
 from vlm2vec_hf.modeling_vlm2vec.backbone_common import format_prompt
 from vlm2vec_hf.modeling_vlm2vec.backbone_qwen2_vl import video_frame_size
 from vlm2vec_hf.modeling_vlm2vec.media_loading import list_frame_files, load_video, sample_frame_indices
-from vlm2vec_hf.training.config import TrainConfig
-from vlm2vec_hf.training.trainer import build_loss
 
-FIXTURE = Path(__file__).parent / "fixtures" / "parity-qwen2vl-video-public"
-FRAMES = FIXTURE / "frames"
-DATA = json.loads((FIXTURE / "cases.json").read_text())
-CASES: dict[str, dict] = DATA["cases"]
-BATCHES: dict[str, dict] = DATA["batches"]
-LOSS = json.loads((FIXTURE / "loss.json").read_text())
-TOLERANCE = 1e-5
-VIDEO_PAD = "<|video_pad|>"
+CASES = QWEN2VL_VIDEO.cases
+FRAMES = QWEN2VL_VIDEO.root / "frames"
 VIDEO_CASES = [case for case, data in CASES.items() if data["modality"] == "video"]
-
-
-def ids_of(case: dict) -> list[int]:
-    ids = case["input_ids"]
-    return json.loads(ids) if isinstance(ids, str) else ids
-
-
-def clip_dir(case_id: str) -> Path:
-    return FRAMES / CASES[case_id]["clip"]
-
-
-def raw_inputs(case_id: str) -> dict:
-    """processor keywords for a case: its raw prompt and its clip folder / image."""
-    case = CASES[case_id]
-    if case["modality"] == "video":
-        return {"videos": [str(clip_dir(case_id))]}
-    if case["modality"] == "image":
-        return {"images": [str(FRAMES / case["image"])]}
-    return {}
-
-
-def st_input(case_id: str):
-    """`encode` input for a case with its raw prompt (placeholder included)."""
-    case = CASES[case_id]
-    if case["modality"] == "video":
-        return {"video": str(clip_dir(case_id)), "text": case["text"]}
-    if case["modality"] == "image":
-        return {"image": str(FRAMES / case["image"]), "text": case["text"]}
-    return case["text"]
+clip_dir = QWEN2VL_VIDEO.clip_dir
 
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, torch.Tensor]:
-    return load_file(FIXTURE / "expected.safetensors")
-
-
-@pytest.fixture(scope="module")
-def video_model_dir(tmp_path_factory) -> Path:
-    """The fixture backbone as a model folder with the V2 recipe: no truncation (max_len None)."""
-    out = tmp_path_factory.mktemp("models") / "vlm2vec-video-fixture"
-    return convert_backbone(FIXTURE / "backbone", out, max_length=None, dtype=torch.float32)
+    return QWEN2VL_VIDEO.expected
 
 
 @pytest.fixture(scope="module")
 def auto_model_and_processor(video_model_dir):
-    from transformers import AutoModel, AutoProcessor
-
-    model = AutoModel.from_pretrained(video_model_dir, trust_remote_code=True).eval()
-    return model, AutoProcessor.from_pretrained(video_model_dir, trust_remote_code=True)
+    return load_auto(video_model_dir)
 
 
 @pytest.fixture(scope="module")
 def sentence_model(video_model_dir):
-    from sentence_transformers import SentenceTransformer
+    return load_sentence_model(video_model_dir)
 
-    return SentenceTransformer(str(video_model_dir), trust_remote_code=True, device="cpu")
+
+def st_input(case_id: str):
+    return raw_input(QWEN2VL_VIDEO, case_id)
+
+
+def structured(case_id: str) -> tuple[dict, str | None]:
+    return video_structured(case_id)
+
+
+def test_qa_cases_split_into_instruction_and_question():
+    """The structured video inputs of the parity suite exercise the QA split (question as `text`)."""
+    assert any("text" in structured(case)[0] for case in VIDEO_CASES)
 
 
 # --- frames: sampling, size rule, pixel layout ---
@@ -132,45 +104,6 @@ def test_pixel_values_match_stock_video_processor_on_resized_frames(auto_model_a
 # --- AutoModel / AutoProcessor ---
 
 
-def test_tokenisation_matches_reference_ids(auto_model_and_processor):
-    _, processor = auto_model_and_processor
-    for case_id, case in CASES.items():
-        encoding = processor(text=[case["text"]], **raw_inputs(case_id))
-        assert encoding["input_ids"][0].tolist() == ids_of(case), case_id
-        if case["modality"] == "video":
-            assert encoding["video_grid_thw"].tolist() == [case["video_grid_thw"]], case_id
-            assert int((encoding["mm_token_type_ids"][0] == 2).sum()) == case["n_video_tokens"], case_id
-
-
-def test_auto_model_single_cases(auto_model_and_processor, expected):
-    model, processor = auto_model_and_processor
-    for case_id, case in CASES.items():
-        with torch.no_grad():
-            embedding = model(**processor(text=[case["text"]], **raw_inputs(case_id))).embeddings[0]
-        assert max_abs(embedding, expected[f"case/{case_id}"]) < TOLERANCE, case_id
-
-
-@pytest.mark.parametrize("batch_id", sorted(BATCHES))
-def test_auto_model_batches(auto_model_and_processor, expected, batch_id):
-    model, processor = auto_model_and_processor
-    batch = BATCHES[batch_id]
-    case_ids = batch["cases"]
-    videos = [str(clip_dir(case)) for case in case_ids if CASES[case]["modality"] == "video"]
-    images = [str(FRAMES / CASES[case]["image"]) for case in case_ids if CASES[case]["modality"] == "image"]
-    encoding = processor(
-        text=[CASES[case]["text"] for case in case_ids],
-        images=images or None,
-        videos=videos or None,
-        padding_side=batch["padding_side"],
-    )
-    assert encoding["input_ids"].shape[1] == batch["padded_len"]
-    assert encoding["attention_mask"].sum(dim=1).tolist() == batch["attention_mask_rows"]
-    with torch.no_grad():
-        embeddings = model(**encoding).embeddings
-    assert max_abs(embeddings, expected[f"batch/{batch_id}"]) < TOLERANCE
-    assert max_abs(embeddings, torch.stack([expected[f"case/{case}"] for case in case_ids])) < TOLERANCE
-
-
 def test_video_alone_prompt_and_format_prompt(auto_model_and_processor, expected):
     model, processor = auto_model_and_processor
     # V2 rule in both formats: the video token, one space, the instruction (not stripped) [+ " " + text].
@@ -194,41 +127,6 @@ def test_video_alone_prompt_and_format_prompt(auto_model_and_processor, expected
 
 
 # --- SentenceTransformer.encode ---
-
-
-def test_sentence_transformer_every_case_alone(sentence_model, expected):
-    for case_id in CASES:
-        embedding = sentence_model.encode(st_input(case_id), convert_to_tensor=True)
-        assert max_abs(embedding, expected[f"case/{case_id}"]) < TOLERANCE, case_id
-
-
-def test_sentence_transformer_batches(sentence_model, expected):
-    try:
-        for batch_id, batch in BATCHES.items():
-            sentence_model[0].padding_side = batch["padding_side"]
-            inputs = [st_input(case) for case in batch["cases"]]
-            embeddings = sentence_model.encode(inputs, batch_size=len(inputs), convert_to_tensor=True)
-            assert max_abs(embeddings, expected[f"batch/{batch_id}"]) < TOLERANCE, batch_id
-    finally:
-        sentence_model[0].padding_side = None
-
-
-def structured(case_id: str) -> tuple[dict, str | None]:
-    """A video case as `({"video", "text"}, prompt)`: the instruction as `prompt`; QA cases (the task prompt ends
-    with "Question: ", then a space and the question) with the question as `text`."""
-    body = CASES[case_id]["text"][len(VIDEO_PAD) + 1 :]
-    if "Question:  " in body:
-        instruction, question = body.split("Question:  ", 1)
-        return {"video": str(clip_dir(case_id)), "text": question}, instruction + "Question: "
-    return {"video": str(clip_dir(case_id))}, body or None
-
-
-def test_sentence_transformer_structured_video_inputs(sentence_model, expected):
-    for case_id in VIDEO_CASES:
-        item, prompt = structured(case_id)
-        embedding = sentence_model.encode(item, prompt=prompt, convert_to_tensor=True)
-        assert max_abs(embedding, expected[f"case/{case_id}"]) < TOLERANCE, case_id
-    assert any("text" in structured(case)[0] for case in VIDEO_CASES)  # the QA split was exercised
 
 
 def write_lossless_video(frames: list[Path], path: Path) -> Path:
@@ -368,9 +266,10 @@ def test_num_frames_is_a_saved_setting(video_model_dir, tmp_path):
         type(processor)(processor.image_processor, processor.tokenizer, num_frames=0)
 
 
-# --- training: GradCache mini-batches and the loss ---
+# --- GradCache mini-batches ---
 
 
+@pytest.mark.slow
 def test_gradcache_minibatches_cut_video_image_and_text_rows(sentence_model):
     """sentence-transformers' `_create_minibatch` cuts `pixel_values_videos` / `video_grid_thw` (by
     `num_videos_per_sample`) and `pixel_values` / `image_grid_thw` so every mini-batch equals the features of its
@@ -394,48 +293,6 @@ def test_gradcache_minibatches_cut_video_image_and_text_rows(sentence_model):
                 ours = sentence_model[0](dict(mini))["sentence_embedding"]
                 reference = sentence_model[0](dict(alone))["sentence_embedding"]
             assert max_abs(ours, reference) < 1e-6, (size, begin)
-
-
-@pytest.fixture()
-def train_model(video_model_dir):
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(video_model_dir), trust_remote_code=True, device="cpu")
-    model[0].padding_side = LOSS["padding_side"]
-    return model.train()
-
-
-def loss_and_gradients(model, mini_batch_size: int) -> tuple[float, dict[str, float]]:
-    loss_fn = build_loss(model, TrainConfig(temperature=LOSS["temperature"], gc_mini_batch_size=mini_batch_size))
-    queries = model.preprocess([st_input(pair["query"]) for pair in LOSS["pairs"]])
-    targets = model.preprocess([st_input(pair["target"]) for pair in LOSS["pairs"]])
-    model.zero_grad()
-    loss = loss_fn([queries, targets], labels=None)
-    loss.backward()
-    norms = {
-        name.split("vlm.", 1)[1]: p.grad.norm().item() for name, p in model.named_parameters() if p.grad is not None
-    }
-    return loss.item(), norms
-
-
-@pytest.mark.parametrize(
-    "mini_batch_size,loss_key,norm_key",
-    [
-        (0, "loss_plain", "grad_l2_norm_plain"),
-        (1, "loss_gradcache_chunk1", "grad_l2_norm_gradcache_chunk1"),
-        (2, "loss_gradcache_chunk2", "grad_l2_norm_gradcache_chunk2"),
-    ],
-)
-def test_loss_and_gradient_norm_match_reference(train_model, mini_batch_size, loss_key, norm_key):
-    loss, norms = loss_and_gradients(train_model, mini_batch_size)
-    assert abs(loss - LOSS[loss_key]) < 5e-5
-    norm = math.sqrt(sum(value**2 for value in norms.values()))
-    assert abs(norm - LOSS[norm_key]) / LOSS[norm_key] < 1e-5
-    if mini_batch_size == 2:  # per parameter, on the GradCache path that cuts video rows
-        reference = {name.replace("model.", "", 1): value for name, value in LOSS["grad_l2_norm_per_parameter"].items()}
-        assert set(norms) <= set(reference) and len(norms) >= 50
-        for name, value in norms.items():
-            assert abs(value - reference[name]) <= 1e-4 * max(reference[name], 1.0), name
 
 
 def test_only_families_with_video_declare_it(sentence_model):
