@@ -84,7 +84,7 @@ def test_errors_are_built_without_inspecting_the_callers_frames(sentence_model, 
         return real_getframe(depth + 1)
 
     monkeypatch.setattr(sys, "_getframe", guarded_getframe)
-    with pytest.raises(ValueError, match=r"^Input \{'caption': 'x'\} .*unsupported keys"):
+    with pytest.raises(ValueError, match=r"^Input \{'caption': 'x'\}: .*unsupported keys"):
         sentence_model.encode(["a first sentence", "b", {"caption": "x"}], batch_size=2)
 
 

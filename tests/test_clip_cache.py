@@ -17,7 +17,7 @@ from PIL import Image
 
 from vlm2vec_hf.evaluation.data import load_mmeb_eval
 from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator, clip_chunks, unique_items
-from vlm2vec_hf.modeling_vlm2vec import processing_vlm2vec
+from vlm2vec_hf.modeling_vlm2vec import media_loading
 from vlm2vec_hf.modeling_vlm2vec.media_loading import VideoInputError
 from vlm2vec_hf.modeling_vlm2vec.processing_vlm2vec import VLM2VecProcessor
 
@@ -91,7 +91,8 @@ def processor(tiny_random_model_dir) -> VLM2VecProcessor:
 
 def test_each_clip_is_decoded_once_per_evaluation_and_embeddings_equal_an_uncached_run(model, video_set, monkeypatch):
     processor = model[0].processor
-    module = sys.modules[type(processor).__module__]  # the model folder's own copy of processing_vlm2vec.py
+    # The model folder's own copy of media_loading.py, beside its processing_vlm2vec.py.
+    module = sys.modules[type(processor).__module__.rsplit(".", 1)[0] + ".media_loading"]
     items = unique_items(video_set)
     clip_items = Counter(Path(item[2]).name for item in items if len(item) == 3)
     assert clip_items == {"a": 5, "b": 4, "c": 1}  # distinct (prompt, clip) items per clip
@@ -131,7 +132,7 @@ def test_clip_chunks_keep_every_item_of_a_clip_together():
 
 def test_a_rewritten_or_added_frame_file_is_read_again(processor, tmp_path, monkeypatch):
     folder = write_clip(tmp_path, "a", 3, 0)
-    calls = count_calls(monkeypatch, processing_vlm2vec, "open_image_file")
+    calls = count_calls(monkeypatch, media_loading, "open_image_file")
     first = processor.prepare_video(str(folder))
     again = processor.prepare_video(str(folder))
     assert calls == {"a": 3} and len(processor._clip_cache) == 1
@@ -163,7 +164,7 @@ def test_a_rewritten_or_added_frame_file_is_read_again(processor, tmp_path, monk
 def test_the_byte_bound_evicts_the_least_recently_used_clip(processor, tmp_path, monkeypatch):
     p, q, r = (str(write_clip(tmp_path, name, 2, 40 * i)) for i, name in enumerate("pqr"))
     processor.clip_cache_bytes = 4 * FRAME_BYTES  # two 2-frame clips
-    calls = count_calls(monkeypatch, processing_vlm2vec, "open_image_file")
+    calls = count_calls(monkeypatch, media_loading, "open_image_file")
     for clip in (p, q, p, r):  # p used again before r comes, so q is the least recently used
         processor.prepare_video(clip)
     cache = processor._clip_cache
@@ -194,7 +195,7 @@ def write_video(path: Path, colours: list[tuple[int, int, int]]) -> Path:
 
 def test_a_video_file_is_decoded_once_until_it_changes(processor, tmp_path, monkeypatch):
     video = write_video(tmp_path / "clip.mkv", [(10 * i, 0, 0) for i in range(5)])
-    calls = count_calls(monkeypatch, processing_vlm2vec, "decode_video_file")
+    calls = count_calls(monkeypatch, media_loading, "decode_video_file")
     first = processor.prepare_video(str(video))
     assert [frame.getpixel((0, 0)) for frame in processor.prepare_video(video)] == [(10 * i, 0, 0) for i in range(5)]
     assert calls == {"clip.mkv": 1} and len(first) == 5

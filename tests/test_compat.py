@@ -214,6 +214,6 @@ def test_readme_and_ci_install_the_same_way():
 
     readme_installs = pip_installs([part.strip() for part in install.split("&&")])
     assert readme_installs == pip_installs(ci)
-    assert readme_installs == [["torch==2.14.1", "torchvision==0.29.1"], ["-e", ".[dev]", "-c", "constraints.txt"]]
+    assert readme_installs == [["torch==2.14.1", "torchvision==0.29.1"], ["-e", ".[dev,mteb]", "-c", "constraints.txt"]]
     torch_range = next(req.specifier for req in DEPENDENCIES if req.name == "torch")
     assert torch_range.contains("2.14.1")

@@ -32,8 +32,8 @@ def test_one_encode_call_per_instruction_equals_reference(sentence_model, expect
 
 
 def test_mmeb_instruction_by_name_and_encode_query(sentence_model, expected):
-    # "MSCOCO_t2i" is the instruction of case p05's query.
-    by_name = sentence_model.encode("a red bus.", prompt_name="MSCOCO_t2i")
+    # MSCOCO_t2i's instruction (case p05's query), saved under mteb's task name.
+    by_name = sentence_model.encode("a red bus.", prompt_name="MSCOCOT2IRetrieval-query")
     assert max_abs(by_name, expected["case/p05"]) < TOLERANCE
     # encode_query / encode_document use the (empty) "query" / "document" prompts: raw strings, like the reference.
     assert max_abs(sentence_model.encode_query("A cat and a dog"), expected["case/p03"]) < TOLERANCE

@@ -302,7 +302,8 @@ def test_only_families_with_video_declare_it(sentence_model):
 
     encoder = sentence_model[0]
     assert "video" in encoder.modalities and ("text", "video") in encoder.modalities
-    without_video = type(encoder)(model=None, processor=SimpleNamespace(video_token=None))
+    declared = SimpleNamespace(modalities=("text", "image"))
+    without_video = type(encoder)(model=None, processor=SimpleNamespace(video_token=None, family=declared))
     assert "video" not in without_video.modalities and ("text", "video") not in without_video.modalities
     assert ("image", "text") in without_video.modalities
     processor = encoder.processor
