@@ -171,6 +171,8 @@ class Phi3VFamily(BackboneFamily):
             numbers = [int(tag[len("<|image_") : -2]) for tag in tags]
             if numbers != list(range(1, len(tags) + 1)):
                 raise PromptRowError(row, f"image tags must be <|image_1|>, <|image_2|>, ... in order, got {tags}")
+            # Not transformers' get_text_with_replacements: the reference tokenises each chunk between tags on its own
+            # (with BOS) and puts `-N` ids, which no token string stands for, on the image positions.
             chunks = NUMBERED_IMAGE_TAG.split(prompt)
             encoded = processor._tokenize(chunks, truncation=False)["input_ids"]
             row_ids = list(encoded[0])
