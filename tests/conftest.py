@@ -69,6 +69,31 @@ def gme_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def phi3v_auto(phi3v_model_dir):
+    return load_auto(phi3v_model_dir)
+
+
+@pytest.fixture(scope="session")
+def llava_next_auto(llava_next_model_dir):
+    return load_auto(llava_next_model_dir)
+
+
+@pytest.fixture(scope="session")
+def llava_next_sentence_model(llava_next_model_dir):
+    return load_sentence_model(llava_next_model_dir)
+
+
+@pytest.fixture(scope="session")
+def gme_auto(gme_model_dir):
+    return load_auto(gme_model_dir)
+
+
+@pytest.fixture(scope="session")
+def gme_sentence_model(gme_model_dir):
+    return load_sentence_model(gme_model_dir)
+
+
+@pytest.fixture(scope="session")
 def sentence_model(fixture_model_dir):
     return load_sentence_model(fixture_model_dir)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import LLAVA_NEXT as FIXTURE_DATA
-from helpers import TOLERANCE, llava_checkpoint_to_ours, load_auto, load_sentence_model, max_abs
+from helpers import TOLERANCE, llava_checkpoint_to_ours, max_abs
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -37,21 +37,6 @@ def expected() -> dict[str, torch.Tensor]:
     return FIXTURE_DATA.expected
 
 
-@pytest.fixture(scope="module")
-def llava_model_dir(llava_next_model_dir):
-    return llava_next_model_dir
-
-
-@pytest.fixture(scope="module")
-def llava_auto(llava_next_model_dir):
-    return load_auto(llava_next_model_dir)
-
-
-@pytest.fixture(scope="module")
-def llava_sentence_model(llava_next_model_dir):
-    return load_sentence_model(llava_next_model_dir)
-
-
 def test_mmeb_phi_tag_keeps_its_place_with_llavas_token():
     from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 
@@ -73,39 +58,39 @@ def test_the_reference_gets_image_rows_after_a_text_row_wrong(expected):
         assert [row for row, error in enumerate(reference.tolist()) if error > 0.05] == wrong
 
 
-def test_image_alone_prompt(llava_auto, expected):
-    model, processor = llava_auto
+def test_image_alone_prompt(llava_next_auto, expected):
+    model, processor = llava_next_auto
     with torch.no_grad():
         alone = model(**processor(images=[case_image_path("p07")])).embeddings[0]
     assert max_abs(alone, expected["case/p07"]) < TOLERANCE  # the image-alone prompt is "<image>"
 
 
-def test_structured_inputs_of_three_kinds_in_one_batch(llava_sentence_model, expected):
+def test_structured_inputs_of_three_kinds_in_one_batch(llava_next_sentence_model, expected):
     # text, an image path alone, {image, text}
     question = "Represent the given image with the following question: What is in the image"
     mixed = ["a red bus", case_image_path("p07"), {"image": case_image_path("p01"), "text": question}]
-    embeddings = llava_sentence_model.encode(mixed, batch_size=3, convert_to_tensor=True)
+    embeddings = llava_next_sentence_model.encode(mixed, batch_size=3, convert_to_tensor=True)
     assert max_abs(embeddings, singles(expected, ["p13", "p07", "p01"])) < TOLERANCE
 
 
-def test_folder_uses_stock_llava_next_classes(llava_model_dir, llava_auto):
+def test_folder_uses_stock_llava_next_classes(llava_next_model_dir, llava_next_auto):
     from transformers.models.llava_next import LlavaNextImageProcessorPil
 
-    model, processor = llava_auto
+    model, processor = llava_next_auto
     assert type(model.vlm).__name__ == "LlavaNextModel" and type(model.vlm).__module__.startswith("transformers.")
     assert isinstance(processor.image_processor, LlavaNextImageProcessorPil)  # the PIL pipeline, not torchvision
     assert (processor.image_processor.patch_size, processor.image_processor.num_additional_image_tokens) == (14, 1)
     assert processor.tokenizer.padding_side == "left"
     for name in ("backbones.py", "backbone_common.py", "backbone_llava_next.py"):
-        assert (llava_model_dir / name).is_file(), name
-    assert json.loads((llava_model_dir / "config.json").read_text())["vlm_config"]["model_type"] == "llava_next"
+        assert (llava_next_model_dir / name).is_file(), name
+    assert json.loads((llava_next_model_dir / "config.json").read_text())["vlm_config"]["model_type"] == "llava_next"
     assert model.config.embedding_dim == 64
 
 
-def test_rgba_alpha_is_dropped_not_composited(llava_auto, expected):
+def test_rgba_alpha_is_dropped_not_composited(llava_next_auto, expected):
     """transformers 4.52 dropped alpha (the reference); 5.x composites on white (0.17 off). A semi-transparent
     copy of p02's image must embed like p02."""
-    model, processor = llava_auto
+    model, processor = llava_next_auto
     rgb = Image.open(case_image_path("p02")).convert("RGB")
     alpha = Image.fromarray(np.random.default_rng(0).integers(0, 256, (rgb.height, rgb.width), dtype=np.uint8))
     rgba = rgb.copy()
@@ -116,12 +101,12 @@ def test_rgba_alpha_is_dropped_not_composited(llava_auto, expected):
 
 
 @pytest.mark.parametrize("height,width", [(55, 176), (88, 55), (88, 99), (100, 150), (400, 600), (20, 36), (61, 97)])
-def test_image_token_count_matches_stock_processor_and_features(llava_auto, height, width):
+def test_image_token_count_matches_stock_processor_and_features(llava_next_auto, height, width):
     """Our `<image>` count equals stock `LlavaNextProcessor`'s (an independent implementation); at (55, 176),
     (88, 55), (88, 99) the reference's `int()` unpadding gives fewer features and crashes, ours embeds."""
     from transformers import LlavaNextProcessor
 
-    model, processor = llava_auto
+    model, processor = llava_next_auto
     image = Image.new("RGB", (width, height), (120, 30, 200))
     stock = LlavaNextProcessor(
         image_processor=processor.image_processor,
@@ -139,16 +124,16 @@ def test_image_token_count_matches_stock_processor_and_features(llava_auto, heig
         assert torch.isfinite(embeddings).all()
 
 
-def test_image_rows_that_do_not_fit_max_length_are_an_error_naming_the_row(llava_auto, llava_sentence_model):
-    _, processor = llava_auto
+def test_image_rows_that_do_not_fit_max_length_are_an_error_naming_the_row(llava_next_auto, llava_next_sentence_model):
+    _, processor = llava_next_auto
     with pytest.raises(ValueError, match=r"row 1: its images need 1464 image tokens but 99 fit in max_length=100"):
         processor(text=["a red bus", CASES["p01"]["text"]], images=[case_image_path("p01")], max_length=100)
-    llava_sentence_model.max_seq_length = 100
+    llava_next_sentence_model.max_seq_length = 100
     try:
         with pytest.raises(ValueError, match=r"chelsea_150x100\.png.*its images need 1464 image tokens"):
-            llava_sentence_model.encode([case_image_path("p01")])
+            llava_next_sentence_model.encode([case_image_path("p01")])
     finally:
-        llava_sentence_model.max_seq_length = MAX_LENGTH
+        llava_next_sentence_model.max_seq_length = MAX_LENGTH
 
 
 def _write_layout(tmp_path: Path, name: str, rename, extra: dict[str, torch.Tensor] | None = None) -> Path:
@@ -214,13 +199,13 @@ def test_preset_and_processor_source(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_gradcache_mini_batches_split_image_and_text_rows(llava_sentence_model, expected):
+def test_gradcache_mini_batches_split_image_and_text_rows(llava_next_sentence_model, expected):
     """sentence-transformers' `_create_minibatch` cuts `pixel_values` / `image_sizes` by `num_images_per_sample`;
     every mini-batch of a text / 3-patch / 5-patch mix embeds its rows as alone."""
     from sentence_transformers.base.losses.gradcache import _create_minibatch
 
     case_ids = ["p13", "p02", "p14", "p03", "p09"]
-    features = llava_sentence_model.preprocess(
+    features = llava_next_sentence_model.preprocess(
         [
             {"image": case_image_path(c), "text": CASES[c]["text"]} if CASES[c]["image"] else CASES[c]["text"]
             for c in case_ids
@@ -232,9 +217,9 @@ def test_gradcache_mini_batches_split_image_and_text_rows(llava_sentence_model, 
         mini = _create_minibatch(features, begin, end)  # [text, 3-patch image], [5-patch image, text], [image]
         assert mini["image_sizes"].tolist() == sizes and mini["pixel_values"].shape[0] == 1
         with torch.no_grad():
-            embeddings = llava_sentence_model[0](dict(mini))["sentence_embedding"]
+            embeddings = llava_next_sentence_model[0](dict(mini))["sentence_embedding"]
         assert max_abs(embeddings, singles(expected, case_ids[begin:end])) < TOLERANCE, (begin, end)
-    text_only = _create_minibatch(llava_sentence_model.preprocess(["a red bus", "  "]), 0, 2)
+    text_only = _create_minibatch(llava_next_sentence_model.preprocess(["a red bus", "  "]), 0, 2)
     assert "pixel_values" not in text_only
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import PHI3V, TOLERANCE, load_auto, max_abs
+from helpers import PHI3V, TOLERANCE, max_abs
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -25,22 +25,12 @@ PHI3_V = get_family("phi3_v")
 case_image_path = PHI3V.image_path
 
 
-@pytest.fixture(scope="module")
-def phi_model_dir(phi3v_model_dir):
-    return phi3v_model_dir
-
-
-@pytest.fixture(scope="module")
-def phi_auto(phi3v_model_dir):
-    return load_auto(phi3v_model_dir)
-
-
 def test_two_images_get_numbered_tags():
     assert PHI3_V.format_prompt("caption", None, 2) == "<|image_1|> <|image_2|> caption"
 
 
-def test_image_alone_prompt(phi_auto):
-    model, processor = phi_auto
+def test_image_alone_prompt(phi3v_auto):
+    model, processor = phi3v_auto
     with torch.no_grad():
         alone = model(**processor(images=[case_image_path("p07")])).embeddings[0]
     assert max_abs(alone, PHI3V.expected["case/p07"]) < TOLERANCE  # the image-alone prompt is "<|image_1|>"
@@ -61,19 +51,19 @@ def test_foreign_adapter_keys_are_errors_naming_them(tmp_path):
         merge_adapter_into_model(model, read_adapter(foreign), PHI3_V.adapter_key_mapping)
 
 
-def test_folder_uses_phi_classes(phi_model_dir, phi_auto):
-    model, processor = phi_auto
+def test_folder_uses_phi_classes(phi3v_model_dir, phi3v_auto):
+    model, processor = phi3v_auto
     assert type(processor.image_processor).__name__ == "Phi3VImageProcessor"
     assert type(processor.tokenizer).__name__ == "TokenizersBackend"  # not LlamaTokenizer (README trap 3)
     assert type(model.vlm.language_model).__name__ == "Phi3Model"
     assert type(model.vlm.vision_embed_tokens.img_processor).__name__ == "CLIPVisionModel"
     for name in ("backbones.py", "backbone_common.py", "backbone_qwen2_vl.py", "backbone_phi3_v.py"):
-        assert (phi_model_dir / name).is_file(), name
-    assert json.loads((phi_model_dir / "config.json").read_text())["vlm_config"]["model_type"] == "phi3_v"
+        assert (phi3v_model_dir / name).is_file(), name
+    assert json.loads((phi3v_model_dir / "config.json").read_text())["vlm_config"]["model_type"] == "phi3_v"
 
 
-def test_text_rows_truncate_and_image_rows_do_not(phi_auto):
-    _, processor = phi_auto
+def test_text_rows_truncate_and_image_rows_do_not(phi3v_auto):
+    _, processor = phi3v_auto
     encoding = processor(text=[CASES["p10"]["text"], CASES["p01"]["text"]], images=[case_image_path("p01")])
     lengths = encoding["attention_mask"].sum(dim=1).tolist()
     assert lengths == [MAX_LENGTH, CASES["p01"]["n_tokens"]]  # 778 > max_length: image rows are never cut
@@ -128,8 +118,8 @@ def test_image_token_count_is_computed_without_resizing(size, num_crops):
     assert height % 336 == 0 and width % 336 == 0 and (height // 336) * (width // 336) <= num_crops
 
 
-def test_too_extreme_aspect_ratio_is_an_input_error(phi_auto):
-    _, processor = phi_auto
+def test_too_extreme_aspect_ratio_is_an_input_error(phi3v_auto):
+    _, processor = phi3v_auto
     with pytest.raises(ValueError, match="image 0: .*too extreme") as error:
         processor(images=[Image.new("RGB", (3000, 2))])
     assert type(error.value).__name__ == "ImageInputError"  # the folder's own class (remote code)
