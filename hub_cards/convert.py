@@ -35,7 +35,7 @@ from vlm2vec_hf.hub_cards.adapter_conversion import (
 from vlm2vec_hf.hub_cards.presets import ConversionPreset, get_preset
 from vlm2vec_hf.model_folder import make_processor, write_model_folder
 from vlm2vec_hf.modeling_vlm2vec import VLM2VecModel
-from vlm2vec_hf.modeling_vlm2vec.backbones import family_for_prompt_format, saved_family_name
+from vlm2vec_hf.modeling_vlm2vec.backbones import family_for_prompt_format, get_family, saved_family_name
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def convert_backbone(
     *,
     adapter: str | os.PathLike | None = None,
     key_mapping: Sequence[tuple[str, str]] | None = None,
-    position_ids_mode: str = "reference",
-    prompt_format: str = "v1",
+    position_ids_mode: str | None = None,
+    prompt_format: str | None = None,
     max_length: int | None = None,
     image_resize: tuple[int, int] | None = None,
     image_processor_options: Mapping[str, Any] | None = None,
@@ -67,13 +67,14 @@ def convert_backbone(
     """Write a VLM2Vec model folder at `out` from the backbone checkpoint at `base` (folder or Hub id).
 
     The backbone family is detected from `base`'s `config.json`, or it is the recipe family that owns
-    `prompt_format` (recorded as `backbone_family`); the weights are loaded with the family's `load_backbone` (its
-    key mapping; an unmapped key is an error) and saved under `vlm.*`; the tokenizer and image-processor settings
-    come from `processor_source` (folder or Hub id, default `base`; a preset may name another, as the reference
-    did), with `max_length` (tokens; 0: no truncation; None: the family's `default_max_length`), `image_resize`
-    ((width, height) every image is resized to first, the V1 protocol; None: none) and `image_processor_options`,
-    the family's own `processor_options` by name (an option the family does not take is a ValueError, raised
-    before any weights load).
+    `prompt_format` (recorded as `backbone_family`; None: the backbone's default family's first format, e.g. `v1`;
+    `position_ids_mode` None: the family's `default_position_ids_mode`); the weights are loaded with the family's
+    `load_backbone` (its key mapping; an unmapped key is an error) and saved under `vlm.*`; the tokenizer and
+    image-processor settings come from `processor_source` (folder or Hub id, default `base`; a preset may name
+    another, as the reference did), with `max_length` (tokens; 0: no truncation; None: the family's
+    `default_max_length`), `image_resize` ((width, height) every image is resized to first, the V1 protocol; None:
+    none) and `image_processor_options`, the family's own `processor_options` by name (an option the family does not
+    take is a ValueError, raised before any weights load).
     With `adapter`, the published-style adapter folder there is merged into the weights first (keys renamed by
     `key_mapping`, by default the family's `adapter_key_mapping`, merged in fp32, stored in `dtype`), and the saved
     file is re-read to check that it holds the merged weights.
@@ -85,6 +86,8 @@ def convert_backbone(
         raise ValueError(f"{adapter} was written by `vlm2vec train`: merge it with `convert(...)` / `vlm2vec convert`")
     image_processor_options = dict(image_processor_options or {})
     model_type = PreTrainedConfig.get_config_dict(base)[0].get("model_type")
+    if prompt_format is None:
+        prompt_format = get_family(model_type).prompt_formats[0]
     family = family_for_prompt_format(model_type, prompt_format)  # a recipe's own format picks the recipe family
     family.check_image_processor_options(image_processor_options)
     family_name = saved_family_name(family, model_type)

@@ -211,6 +211,10 @@ class BackboneFamily(ABC):
         no_split_modules: layer class names `device_map="auto"` must keep on one device.
         adapter_key_mapping: `(pattern, replacement)` rules from published adapter keys to our parameter names.
         resize_small_images: whether the reference resizes an image with a side under 28 px to 56 x 56 first.
+        rgba_background: the RGB colour an RGBA image (or video frame) is composited on, alpha as the mask; None:
+            `convert("RGB")`, which drops the alpha channel.
+        default_position_ids_mode: the `position_ids_mode` a folder of this family gets unless one is given
+            (`"reference"`: VLM2Vec's 1-D positions; `"native"`: the backbone's own, e.g. M-RoPE).
     """
 
     name: str = ""
@@ -235,6 +239,8 @@ class BackboneFamily(ABC):
     no_split_modules: tuple[str, ...] = ()
     adapter_key_mapping: tuple[tuple[str, str], ...] = ()
     resize_small_images: bool = True
+    rgba_background: tuple[int, int, int] | None = None
+    default_position_ids_mode: str = "reference"
 
     @property
     def takes_video(self) -> bool:

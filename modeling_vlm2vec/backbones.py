@@ -16,6 +16,7 @@ from .backbone_gme import FAMILY as GME
 from .backbone_llava_next import FAMILY as LLAVA_NEXT
 from .backbone_phi3_v import FAMILY as PHI3_V
 from .backbone_qwen2_vl import FAMILY as QWEN2_VL
+from .backbone_qwen3_vl import FAMILY as QWEN3_VL
 
 # The default family of each model_type (recipes such as GME are chosen by name only), and every family by name.
 FAMILIES: dict[str, BackboneFamily] = {}
@@ -74,7 +75,7 @@ def code_files() -> tuple[str, ...]:
     return tuple(dict.fromkeys(files))
 
 
-for _family, _default in ((QWEN2_VL, True), (PHI3_V, True), (LLAVA_NEXT, True), (GME, False)):
+for _family, _default in ((QWEN2_VL, True), (PHI3_V, True), (LLAVA_NEXT, True), (GME, False), (QWEN3_VL, True)):
     register_family(_family, _default)
 
 

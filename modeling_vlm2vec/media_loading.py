@@ -93,13 +93,16 @@ def decode_video_file(path: str | os.PathLike, num_frames: int) -> list[Image.Im
     return [chosen[index] for index in wanted]
 
 
-def load_video(video: VideoLike, num_frames: int = DEFAULT_NUM_FRAMES) -> list[Image.Image]:
+def load_video(
+    video: VideoLike, num_frames: int = DEFAULT_NUM_FRAMES, rgba_background: tuple[int, int, int] | None = None
+) -> list[Image.Image]:
     """A clip's sampled frames ([`sample_frame_indices`]) as RGB PIL images, each at its own size.
 
     `video`: a list of frames (PIL images, image file paths or uint8 arrays), a folder of frame images (natural
     file-name order), a video file (decoded with PyAV), or a `(T, H, W[, C])` uint8 array. Every frame goes through
-    [`to_reference_rgb`] without the under-28-px resize: greyscale, RGBA (alpha dropped), palette and 16-bit frames
-    all become RGB. Raises [`VideoInputError`] naming the video (or the frame at fault).
+    [`to_reference_rgb`] without the under-28-px resize: greyscale, RGBA (alpha dropped, or composited on
+    `rgba_background`), palette and 16-bit frames all become RGB. Raises [`VideoInputError`] naming the video (or
+    the frame at fault).
     """
     if isinstance(video, (str, os.PathLike)):
         path = Path(video)
@@ -133,7 +136,7 @@ def load_video(video: VideoLike, num_frames: int = DEFAULT_NUM_FRAMES) -> list[I
     prepared = []
     for index, frame in enumerate(frames):
         try:
-            prepared.append(load_image(frame, resize_small=False))
+            prepared.append(load_image(frame, resize_small=False, rgba_background=rgba_background))
         except ValueError as error:
             raise VideoInputError(f"frame {index} ({_frame_name(frame)}): {error}") from error
     return prepared
@@ -187,9 +190,12 @@ def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
 
 
-def to_reference_rgb(image: Image.Image, resize_small: bool = True) -> Image.Image:
+def to_reference_rgb(
+    image: Image.Image, resize_small: bool = True, rgba_background: tuple[int, int, int] | None = None
+) -> Image.Image:
     """Apply the reference's image preparation: the under-28-px resize (for families that declare
-    `resize_small_images`: `resize_small`), then PIL `convert("RGB")`.
+    `resize_small_images`: `resize_small`), then PIL `convert("RGB")`; with `rgba_background` (an RGB colour) an
+    RGBA image is pasted on that colour with its alpha as the mask instead (qwen-vl-utils' `to_rgb`).
 
     `convert("RGB")` drops an alpha channel (keeping the colour under transparent pixels), as transformers 4.52 did;
     transformers 5 composites on white instead, which changes embeddings.
@@ -198,6 +204,10 @@ def to_reference_rgb(image: Image.Image, resize_small: bool = True) -> Image.Ima
         raise ImageInputError(f"image has zero size ({image.width}x{image.height})")
     if resize_small and (image.width < MIN_IMAGE_SIDE or image.height < MIN_IMAGE_SIDE):
         image = image.resize(SMALL_IMAGE_RESIZE)
+    if rgba_background is not None and image.mode == "RGBA":
+        background = Image.new("RGB", image.size, tuple(rgba_background))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
     if image.mode in HIGH_BIT_DEPTH_MODES:
         image = _high_bit_depth_to_8bit(image)
     if image.mode != "RGB":
@@ -208,8 +218,11 @@ def to_reference_rgb(image: Image.Image, resize_small: bool = True) -> Image.Ima
     return image
 
 
-def load_image(image: ImageLike, resize_small: bool = True) -> Image.Image:
-    """Turn a PIL image, an image file path or an `(H, W[, C])` uint8 array into a reference-prepared RGB image."""
+def load_image(
+    image: ImageLike, resize_small: bool = True, rgba_background: tuple[int, int, int] | None = None
+) -> Image.Image:
+    """Turn a PIL image, an image file path or an `(H, W[, C])` uint8 array into a reference-prepared RGB image
+    ([`to_reference_rgb`])."""
     if isinstance(image, (str, os.PathLike)):
         image = open_image_file(image)
     elif isinstance(image, np.ndarray):
@@ -218,7 +231,7 @@ def load_image(image: ImageLike, resize_small: bool = True) -> Image.Image:
         image = Image.fromarray(image)
     elif not isinstance(image, Image.Image):
         raise ImageInputError(f"expected a PIL image, an image file path or a uint8 array, got {type(image).__name__}")
-    return to_reference_rgb(image, resize_small)
+    return to_reference_rgb(image, resize_small, rgba_background)
 
 
 __all__ = [

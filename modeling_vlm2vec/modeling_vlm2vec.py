@@ -191,7 +191,7 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
         *,
         pooling: str = "last",
         normalize: bool = True,
-        position_ids_mode: str = "reference",
+        position_ids_mode: str | None = None,
         backbone_family: str | None = None,
         **from_pretrained_kwargs,
     ) -> VLM2VecModel:
@@ -199,7 +199,8 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
 
         The family is detected from the checkpoint's `config.json` (`model_type`), and its `load_backbone` maps
         the published key layout onto our modules. `lm_head` is not needed and is dropped. `backbone_family` names
-        a recipe family on that backbone (None: the model_type's own).
+        a recipe family on that backbone (None: the model_type's own); `position_ids_mode` None: the family's
+        `default_position_ids_mode`.
         `from_pretrained_kwargs` (e.g. `dtype`, `attn_implementation`, `revision`) go to that load.
         """
         if isinstance(backbone, PreTrainedModel):
@@ -210,6 +211,8 @@ class VLM2VecModel(VLM2VecPreTrainedModel):
                 backbone, **{key: value for key, value in from_pretrained_kwargs.items() if key in hub_keys}
             )
             vlm = family_of(original, backbone_family).load_backbone(backbone, **from_pretrained_kwargs)
+        if position_ids_mode is None:
+            position_ids_mode = family_of(vlm.config, backbone_family).default_position_ids_mode
         config = cls.config_class(
             vlm_config=vlm.config,
             pooling=pooling,

@@ -171,7 +171,9 @@ class VLM2VecProcessor(ProcessorMixin):
         cached = self._clip_cache.get(key) if key is not None else None
         if cached is not None:  # only clips the image processor accepted are stored
             return PreparedClip(frame.copy() for frame in cached)
-        frames = self.family.prepare_video(self.image_processor, load_video(video, self.num_frames))
+        frames = self.family.prepare_video(
+            self.image_processor, load_video(video, self.num_frames, self.family.rgba_background)
+        )
         try:
             self.num_image_tokens(frames[0])
         except ValueError as error:
@@ -197,7 +199,9 @@ class VLM2VecProcessor(ProcessorMixin):
     def prepare_image(self, image: ImageLike) -> Image.Image:
         """[`load_image`], the family's own resize, the fixed `image_resize` if set, then a check that the image
         processor accepts the shape (e.g. aspect ratio < 200)."""
-        image = self.family.resize_image(load_image(image, resize_small=self.family.resize_small_images))
+        image = self.family.resize_image(
+            load_image(image, self.family.resize_small_images, self.family.rgba_background)
+        )
         if self.image_resize is not None:
             image = image.resize(tuple(self.image_resize), Image.BICUBIC)
         try:

@@ -13,7 +13,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch
-from helpers import GME, LLAVA_NEXT, MAX_LENGTH, PHI3V, QWEN2VL, QWEN2VL_VIDEO, load_auto, load_sentence_model
+from helpers import (
+    GME,
+    LLAVA_NEXT,
+    MAX_LENGTH,
+    PHI3V,
+    QWEN2VL,
+    QWEN2VL_VIDEO,
+    QWEN3VL,
+    load_auto,
+    load_sentence_model,
+)
 
 from vlm2vec_hf.hub_cards.convert import convert_backbone
 
@@ -65,6 +75,17 @@ def gme_model_dir(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "gme"
     assert main(["convert", "--base", str(GME.backbone), "--prompt-format", "gme", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen3vl_model_dir(tmp_path_factory) -> Path:
+    """The Qwen3-VL-Embedding fixture converted as a user does: `vlm2vec convert --base B` (the family's defaults:
+    the embedding chat prompt, native M-RoPE, right padding, max_length 8192)."""
+    from vlm2vec_hf.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "qwen3vl"
+    assert main(["convert", "--base", str(QWEN3VL.backbone), "--out", str(out)]) == 0
     return out
 
 

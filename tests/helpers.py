@@ -110,6 +110,7 @@ QWEN2VL_VIDEO = ParityFixture("parity-qwen2vl-video-public", media="frames")
 PHI3V = ParityFixture("parity-phi3v-public")
 LLAVA_NEXT = ParityFixture("parity-llava-next-public")
 GME = ParityFixture("parity-gme-public")
+QWEN3VL = ParityFixture("parity-qwen3vl-embedding-public")
 
 # The Qwen2-VL image fixture is the project's reference: many tests use it directly.
 FIXTURE = QWEN2VL.root
@@ -244,6 +245,51 @@ def gme_st_input(case_id: str):
     if not path:
         return text
     return {"image": path, "text": text} if text else path
+
+
+# Qwen3-VL-Embedding: a case's images (one path or a list) and its video (a list of frame paths), by path.
+
+
+def qwen3vl_images(case_id: str) -> list[str]:
+    image = QWEN3VL.cases[case_id].get("image")
+    names = [] if image is None else image if isinstance(image, list) else [image]
+    return [str(QWEN3VL.root / QWEN3VL.media / name) for name in names]
+
+
+def qwen3vl_video(case_id: str) -> list[str] | None:
+    frames = QWEN3VL.cases[case_id].get("video")
+    return [str(QWEN3VL.root / QWEN3VL.media / name) for name in frames] if frames else None
+
+
+def qwen3vl_media(case_id: str) -> dict[str, list]:
+    """The processor media keywords of a case: `images=` and/or `videos=` (one clip as its frame paths)."""
+    media: dict[str, list] = {}
+    if images := qwen3vl_images(case_id):
+        media["images"] = images
+    if (video := qwen3vl_video(case_id)) is not None:
+        media["videos"] = [video]
+    return media
+
+
+def qwen3vl_dict_input(case_id: str) -> tuple[Any, str | None]:
+    """A case as the official embedder's user gives it: `({"text", "image", "video"}, instruction)`, the
+    instruction going to `encode(prompt=...)` (None: the default instruction)."""
+    case = QWEN3VL.cases[case_id]
+    item = {key: value for key, value in (("text", case.get("text")), ("video", qwen3vl_video(case_id))) if value}
+    if images := qwen3vl_images(case_id):
+        item["image"] = images if len(images) > 1 else images[0]
+    return item, case.get("instruction")
+
+
+def qwen3vl_messages(case_id: str) -> list[dict]:
+    """A case as chat messages (its instruction as the system message): rows of one batch with different
+    instructions."""
+    item, instruction = qwen3vl_dict_input(case_id)
+    parts = [{"type": "video", "video": item["video"]}] if "video" in item else []
+    parts += [{"type": "image", "image": path} for path in qwen3vl_images(case_id)]
+    parts += [{"type": "text", "text": item["text"]}] if "text" in item else []
+    system = [{"role": "system", "content": instruction}] if instruction else []
+    return [*system, {"role": "user", "content": parts}]
 
 
 # --- loaded models, shared by the tests of one session (tests that change a setting restore it) ---

@@ -25,6 +25,7 @@ from helpers import (
     PHI3V_STRUCTURED,
     QWEN2VL,
     QWEN2VL_VIDEO,
+    QWEN3VL,
     TOLERANCE,
     V1_STRUCTURED,
     V2_STRUCTURED,
@@ -38,6 +39,9 @@ from helpers import (
     load_auto,
     load_sentence_model,
     max_abs,
+    qwen3vl_dict_input,
+    qwen3vl_media,
+    qwen3vl_messages,
     raw_input,
     recorded_forwards,
     run_isolated,
@@ -98,6 +102,7 @@ class Family:
     loss: LossCheck | None = None
     tolerance: float = TOLERANCE
     slow: frozenset[str] = frozenset()  # case / batch ids whose tests carry the `slow` marker
+    st_input: Callable[[str], Any] | None = None  # case id -> its `encode` input in a batch (None: `raw_input`)
 
     def __str__(self) -> str:
         return self.id
@@ -282,6 +287,36 @@ FAMILIES = (
         },
         batch_reference="batch_per_row/{}",
         save_load_cases=("g01", "g03", "g02"),
+        st_input=gme_st_input,
+    ),
+    Family(
+        id="qwen3vl",
+        fixture=QWEN3VL,
+        folder="qwen3vl_model_dir",
+        model_type="qwen3_vl",
+        # The complete chat prompt the official embedder built (apply_chat_template), media by path.
+        prompt=lambda case: QWEN3VL.cases[case]["prompt"],
+        media=qwen3vl_media,
+        st_singles=lambda: [(case, *qwen3vl_dict_input(case)) for case in sorted(QWEN3VL.cases)],
+        # Both batching paths; the text batch (an 8192-token row) whole only once: 4 x 8192 rows.
+        auto_batches=_both_paths(QWEN3VL, skip=(("b1_text", None, False),)),
+        st_batches=tuple((batch, None) for batch in sorted(QWEN3VL.batches)),
+        case_records={
+            "image_grid_thw": lambda encoding, _: encoding["image_grid_thw"].tolist(),
+            "video_grid_thw": lambda encoding, _: encoding["video_grid_thw"].tolist(),
+            "pixel_values_shape": lambda encoding, _: list(encoding["pixel_values"].shape),
+            "pixel_values_videos_shape": lambda encoding, _: list(encoding["pixel_values_videos"].shape),
+            "n_tokens": lambda encoding, _: encoding["input_ids"].shape[1],
+            "pooled_token": lambda encoding, processor: processor.tokenizer.convert_ids_to_tokens(
+                encoding["input_ids"][0, -1:].tolist()
+            )[0],
+        },
+        save_load_cases=("c04", "c01", "c11"),
+        st_input=qwen3vl_messages,
+        loss=LossCheck(
+            keys={0: ("loss", "grad_l2_norm"), 2: ("loss", "grad_l2_norm")},
+            checkpoint_to_ours=lambda key: key.replace("model.", "", 1),
+        ),
     ),
 )
 
@@ -324,6 +359,10 @@ def _batch_media(family: Family, case_ids: list[str]) -> dict[str, list]:
         for key, values in family.media(case).items():
             media.setdefault(key, []).extend(values)
     return media
+
+
+def _st_input(family: Family, case_id: str) -> Any:
+    return family.st_input(case_id) if family.st_input else raw_input(family.fixture, case_id)
 
 
 def _embed(model, encoding) -> torch.Tensor:
@@ -453,7 +492,7 @@ def test_sentence_transformer_batch(request, family, run):
     batch_id, padding_side = run
     model = load_sentence_model(_folder(request, family))
     case_ids = family.fixture.batches[batch_id]["cases"]
-    inputs = [gme_st_input(case) if family.fixture is GME else raw_input(family.fixture, case) for case in case_ids]
+    inputs = [_st_input(family, case) for case in case_ids]
     model[0].padding_side = padding_side
     try:
         embeddings = model.encode(inputs, batch_size=len(inputs), convert_to_tensor=True)
@@ -486,8 +525,7 @@ def test_save_and_reload_give_identical_embeddings(request, family, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     model = load_sentence_model(_folder(request, family))
-    make = gme_st_input if family.fixture is GME else (lambda case: raw_input(family.fixture, case))
-    inputs = [make(case) for case in family.save_load_cases]
+    inputs = [_st_input(family, case) for case in family.save_load_cases]
     before = model.encode(inputs)
     model.save(str(tmp_path / "resaved"))
     after = SentenceTransformer(str(tmp_path / "resaved"), trust_remote_code=True, device="cpu").encode(inputs)
@@ -624,8 +662,8 @@ def test_training_loss_and_gradients_match_reference(request, family, mini_batch
     model[0].padding_side = reference["padding_side"]
     model.train()
     loss_fn = build_loss(model, TrainConfig(temperature=reference["temperature"], gc_mini_batch_size=mini_batch_size))
-    queries = model.preprocess([raw_input(family.fixture, pair["query"]) for pair in reference["pairs"]])
-    targets = model.preprocess([raw_input(family.fixture, pair["target"]) for pair in reference["pairs"]])
+    queries = model.preprocess([_st_input(family, pair["query"]) for pair in reference["pairs"]])
+    targets = model.preprocess([_st_input(family, pair["target"]) for pair in reference["pairs"]])
     model.zero_grad()
     with recorded_forwards(model) as events:
         loss = loss_fn([queries, targets], labels=None)

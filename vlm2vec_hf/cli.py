@@ -75,8 +75,15 @@ def _prompt_format_help() -> str:
         names = tuple(family.display_name for family in all_families() if fmt in family.prompt_formats)
         takers.setdefault(names, []).append(fmt)
     return "; ".join(
-        ["default: the preset's, else v1", *(f"{', '.join(f)}: {', '.join(n)}" for n, f in takers.items())]
+        [
+            "default: the preset's, else the family's first (v1 for VLM2Vec backbones)",
+            *(f"{', '.join(f)}: {', '.join(n)}" for n, f in takers.items()),
+        ]
     )
+
+
+def _position_defaults() -> str:
+    return ", ".join(f"{family.name} {family.default_position_ids_mode}" for family in all_families())
 
 
 def _max_length_help() -> str:
@@ -107,7 +114,8 @@ def _add_convert(subparsers) -> None:
     parser.add_argument(
         "--position-ids",
         choices=["reference", "native"],
-        help="1-D positions as the published models (reference, default) or the backbone's M-RoPE (native)",
+        help="1-D positions as the published VLM2Vec models (reference) or the backbone's M-RoPE (native); "
+        "default: the preset's, else the family's (" + _position_defaults() + ")",
     )
     parser.add_argument("--prompt-format", choices=all_prompt_formats(), help=_prompt_format_help())
     add_processor_options(parser, note="; without it: the preset's, else the family's default")
