@@ -71,7 +71,8 @@ def test_image_sizes_follow_qwen_vl_utils_with_the_processor_factor(qwen3vl_mode
         for path, (width, height) in zip(qwen3vl_images(case_id), case.get("fetched_image_sizes_wh", [])):
             image = FAMILY.resize_for_model(processor.image_processor, processor.prepare_image(path))
             assert image.size == (width, height), case_id
-    assert smart_resize(12, 400, 32, 4096, 1843200) == (32, 384)  # each side at least one factor
+    assert smart_resize(12, 400, 32, 4096, 1843200) == (32, 384)
+    assert smart_resize(12, 2000, 32, 4096, 1843200) == (32, 1984)  # a side starts at one factor, not 0
     image_processor = processor.image_processor
     previous = image_processor.patch_size
     image_processor.patch_size = 14
