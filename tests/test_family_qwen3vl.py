@@ -194,3 +194,22 @@ def test_sdpa_and_bf16(qwen3vl_model_dir):
         half = AutoModel.from_pretrained(qwen3vl_model_dir, trust_remote_code=True, dtype=torch.bfloat16).eval()
         embeddings = half(**encoding).embeddings
     assert torch.nn.functional.cosine_similarity(embeddings.float(), singles).min().item() > 0.99
+
+
+@pytest.mark.parametrize("preset", ["Qwen3-VL-Embedding-2B", "Qwen3-VL-Embedding-8B"])
+def test_preset_with_a_local_base_writes_the_official_recipe(preset, qwen3vl_model_dir, tmp_path):
+    """`vlm2vec convert --preset Qwen3-VL-Embedding-2B --base <folder>`: offline, the preset's settings, the same
+    folder settings and embeddings as the fixture folder."""
+    from vlm2vec_hf.cli import main
+    from vlm2vec_hf.hub_cards.presets import get_preset
+
+    assert get_preset(preset).base_model == f"Qwen/{preset}"
+    out = tmp_path / preset
+    assert main(["convert", "--preset", preset, "--base", str(QWEN3VL.backbone), "--out", str(out)]) == 0
+    for name in ("config.json", "processor_config.json"):
+        ours, fixture = (json.loads((folder / name).read_text()) for folder in (out, qwen3vl_model_dir))
+        assert ours == fixture, name
+    model, processor = load_auto.__wrapped__(out)
+    with torch.no_grad():
+        embedding = model(**processor(text=[QWEN3VL.cases["c04"]["prompt"]], images=qwen3vl_images("c04")))
+    assert max_abs(embedding.embeddings[0], QWEN3VL.expected["case/c04"]) < TOLERANCE
