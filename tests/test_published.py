@@ -14,6 +14,7 @@ from vlm2vec_hf.evaluation.published import (
     PUBLISHED_SCORES,
     PUBLISHED_V1_SUMMARY,
     PUBLISHED_V2_SUMMARY,
+    PUBLISHED_V2_UPDATED_SUMMARY,
     V1_META_TASKS,
     V1_OOD,
     V2_META_TASKS,
@@ -372,3 +373,33 @@ def test_tables_equal_reference_md_appendix() -> None:
             _, dataset, *cells = (c.strip() for c in line.strip().strip("|").split("|"))
             got = [PUBLISHED_SCORES[release][model][dataset] for model in MODEL_KEYS]
             assert got == [float(c) for c in cells], (release, dataset)
+
+
+def test_updated_v2_table_holds_qwen3_vl_embedding_and_adds_up() -> None:
+    """The Qwen3-VL-Embedding README's MMEB-V2 table: its headline rows, and every row's modality means and overall
+    are the dataset-weighted means of its columns (36 image, 18 video, 24 visual-document datasets), except where the
+    README itself does not add up (Seed-1.6's VisDoc: its columns give 81.8, it prints 82.2)."""
+    for model, (overall, image, video, visdoc) in {
+        "Qwen3-VL-Embedding (2B)": (73.2, 75.0, 61.9, 79.2),
+        "Qwen3-VL-Embedding (8B)": (77.8, 80.1, 67.1, 82.4),
+        "VLM2Vec-V2 (2B)": (59.2, 64.9, 34.6, 69.2),
+    }.items():
+        row = PUBLISHED_V2_UPDATED_SUMMARY[model]
+        assert (row["All (78)"], row["Image (36)"], row["Video (18)"], row["VisDoc (24)"]) == (
+            overall,
+            image,
+            video,
+            visdoc,
+        )
+    weights = {"I-CLS": 10, "I-QA": 10, "I-RET": 12, "I-GD": 4, "V-CLS": 5, "V-QA": 5, "V-RET": 5, "V-MRET": 3}
+    weights |= {"VDRv1": 10, "VDRv2": 4, "VR": 6, "VD-OOD": 4}
+    groups = {"Image (36)": ("I-",), "Video (18)": ("V-",), "VisDoc (24)": ("VD", "VR")}
+    for model, row in PUBLISHED_V2_UPDATED_SUMMARY.items():
+        for group, prefixes in groups.items():
+            if (model, group) == ("Seed-1.6-embedding-1215", "VisDoc (24)"):
+                continue
+            members = {column: n for column, n in weights.items() if column.startswith(prefixes)}
+            mean = sum(row[column] * n for column, n in members.items()) / sum(members.values())
+            assert mean == pytest.approx(row[group], abs=0.2), (model, group)  # of one-decimal means
+        overall = sum(row[group] * int(group.split("(")[1][:-1]) for group in groups) / 78
+        assert overall == pytest.approx(row["All (78)"], abs=0.2), model
