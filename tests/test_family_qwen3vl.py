@@ -16,6 +16,8 @@ from vlm2vec_hf.modeling_vlm2vec.backbones import get_family
 from vlm2vec_hf.modeling_vlm2vec.media_loading import load_image
 
 FAMILY = get_family("qwen3_vl")
+QWEN3VL_LAYERS = 3  # the fixture backbone's LLM layers
+FFN = ("gate_proj", "up_proj", "down_proj")
 
 
 @pytest.mark.parametrize("case_id", sorted(QWEN3VL.cases))
@@ -213,3 +215,20 @@ def test_preset_with_a_local_base_writes_the_official_recipe(preset, qwen3vl_mod
     with torch.no_grad():
         embedding = model(**processor(text=[QWEN3VL.cases["c04"]["prompt"]], images=qwen3vl_images("c04")))
     assert max_abs(embedding.embeddings[0], QWEN3VL.expected["case/c04"]) < TOLERANCE
+
+
+def test_training_lora_adapts_the_llm_projections(qwen3vl_model_dir):
+    """`vlm2vec train --lora` adapts the LLM's attention and MLP projections (7 per layer), nothing in the vision
+    tower or its DeepStack mergers."""
+    from vlm2vec_hf.training.config import TrainConfig
+    from vlm2vec_hf.training.trainer import load_model
+
+    model = load_model(TrainConfig(model=str(qwen3vl_model_dir), lora=True, lora_r=8))
+    adapted = {name.split("vlm.", 1)[1] for name, module in model[0].named_modules() if hasattr(module, "lora_A")}
+    expected = {
+        f"language_model.layers.{layer}.{block}.{name}"
+        for layer in range(QWEN3VL_LAYERS)
+        for block, names in (("self_attn", ("q_proj", "k_proj", "v_proj", "o_proj")), ("mlp", FFN))
+        for name in names
+    }
+    assert adapted == expected
