@@ -12,9 +12,9 @@ Where each table comes from (section numbers are those of ``REFERENCE.md``; each
   row of the 2B V1 model.
 * ``tables/published_v2_summary.csv``: ``PUBLISHED_V2_SUMMARY``, §5.2 = V2 paper Table 2. Its V-MRET and Video (18)
   columns do not match the per-dataset JSONs (documented in §5.2); the JSON values are in ``PUBLISHED_SCORES``.
-* ``tables/published_v2_updated_summary.csv``: ``PUBLISHED_V2_UPDATED_SUMMARY``, the MMEB-V2 table of the
-  QwenLM/Qwen3-VL-Embedding README (Qwen3-VL-Embedding-2B / -8B and the models it re-evaluated on the updated VisDoc
-  OOD split); no per-dataset scores are published for it.
+* ``tables/published_v2_updated_summary.csv``: ``PUBLISHED_V2_UPDATED_SUMMARY``, a later MMEB-V2 table with the
+  models re-evaluated on the updated VisDoc OOD split (its source is in the file's header); no per-dataset scores
+  are published for it.
 
 All scores are x100 and exactly as printed (one decimal): hit@1 for image and video datasets, ndcg_linear@5 for
 visual-document datasets. For parity targets use ``PUBLISHED_SCORES`` (the per-dataset JSONs), not the paper tables.
