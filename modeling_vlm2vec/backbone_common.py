@@ -213,6 +213,8 @@ class BackboneFamily(ABC):
         resize_small_images: whether the reference resizes an image with a side under 28 px to 56 x 56 first.
         rgba_background: the RGB colour an RGBA image (or video frame) is composited on, alpha as the mask; None:
             `convert("RGB")`, which drops the alpha channel.
+        default_num_frames: the frames a folder of this family samples per video (`num_frames` of its processor);
+            None: the processor's default (VLM2Vec-V2's 8).
         default_position_ids_mode: the `position_ids_mode` a folder of this family gets unless one is given
             (`"reference"`: VLM2Vec's 1-D positions; `"native"`: the backbone's own, e.g. M-RoPE).
     """
@@ -241,6 +243,7 @@ class BackboneFamily(ABC):
     resize_small_images: bool = True
     rgba_background: tuple[int, int, int] | None = None
     default_position_ids_mode: str = "reference"
+    default_num_frames: int | None = None
 
     @property
     def takes_video(self) -> bool:

@@ -48,6 +48,8 @@ EMBEDDING_MAX_LENGTH = 8192
 EMBEDDING_MIN_PIXELS = 4096
 EMBEDDING_MAX_PIXELS = 1843200
 VIDEO_TOTAL_PIXELS = 7864320
+# Qwen3VLEmbedder(num_frames=64, max_frames=64): a longer frame list is sampled to 64 frames (np.linspace).
+EMBEDDING_NUM_FRAMES = 64
 # qwen-vl-utils' token bounds (times factor**2 pixels): images 4 .. 16384, video frames 128 .. 768.
 IMAGE_MIN_TOKENS, IMAGE_MAX_TOKENS = 4, 16384
 VIDEO_MIN_TOKENS, VIDEO_MAX_TOKENS = 128, 768
@@ -166,6 +168,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
     padding_side = "right"
     default_max_length = EMBEDDING_MAX_LENGTH
     default_position_ids_mode = "native"
+    default_num_frames = EMBEDDING_NUM_FRAMES
     rgba_background = (255, 255, 255)
     image_token = IMAGE_TOKEN
     video_token = VIDEO_TOKEN

@@ -119,6 +119,9 @@ def test_converted_folder_records_the_recipe(qwen3vl_model_dir, tmp_path):
     _, processor = load_auto(qwen3vl_model_dir)
     assert processor.tokenizer.padding_side == "right"
     assert processor.processor_options == {"min_pixels": 4096, "max_pixels": 1843200}
+    assert processor.num_frames == 64  # the embedder's frame budget; VLM2Vec-V2 folders sample 8
+    frames = [Image.new("RGB", (64, 64), (shade, 0, 0)) for shade in range(0, 200, 10)]
+    assert len(processor.prepare_video(frames)) == 20  # a 20-frame list keeps every frame
     assert (qwen3vl_model_dir / "backbone_qwen3_vl.py").is_file()
     out = tmp_path / "reference-positions"
     assert main(["convert", "--base", str(QWEN3VL.backbone), "--out", str(out), "--position-ids", "reference"]) == 0

@@ -42,14 +42,16 @@ def make_processor(
 ) -> VLM2VecProcessor:
     """A `VLM2VecProcessor` with the image processor of `image_processor_source` (or the family's defaults), as the
     backbone family (`backbone_family` by name, else that of `backbone_model_type`) builds it with
-    `image_processor_options` (the family's `processor_options`, by name). An option the family does not take is a
-    ValueError naming it."""
+    `image_processor_options` (the family's `processor_options`, by name), sampling the family's
+    `default_num_frames` per video where it declares them. An option the family does not take is a ValueError naming
+    it."""
     from vlm2vec_hf.modeling_vlm2vec import VLM2VecProcessor
 
     family = get_family(backbone_model_type, backbone_family)
     family.check_image_processor_options(image_processor_options)
     tokenizer.chat_template = None  # VLM2Vec feeds raw prompt strings; a backbone's chat template would mislead
     image_processor = family.conversion_image_processor(image_processor_source, **image_processor_options)
+    frames = {"num_frames": family.default_num_frames} if family.default_num_frames else {}
     return VLM2VecProcessor(
         image_processor,
         tokenizer,
@@ -58,6 +60,7 @@ def make_processor(
         image_resize=image_resize,
         backbone_model_type=backbone_model_type,
         backbone_family=backbone_family,
+        **frames,
     )
 
 
