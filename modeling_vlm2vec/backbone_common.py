@@ -146,6 +146,45 @@ class PromptRowError(ValueError):
         self.detail = message
 
 
+def media_token_counts(offsets: list[list[dict]], kinds: tuple[str, ...] = ("image", "video")) -> list[dict[str, int]]:
+    """Per row, the tokens its media expanded to, by kind, from `ProcessorMixin.get_text_with_replacements`' offsets
+    (each replacement is its placeholder repeated once per token)."""
+    return [
+        {
+            kind: sum(len(item["replacement"]) // len(item["text"]) for item in row if item["type"] == kind)
+            for kind in kinds
+        }
+        for row in offsets
+    ]
+
+
+def tokenize_checked(
+    processor, texts: list[str], media_tokens: list[dict[str, int]], text_kwargs: dict[str, Any], hint: str
+) -> dict[str, list[list[int]]]:
+    """Tokenise prompts whose placeholders are already expanded (`max_length`: the call's, else the processor's;
+    `truncation` on when there is one; longest padding unless the call says otherwise) and check that every row kept
+    all its media tokens: `media_tokens[row]` maps `"image"` / `"video"` to the count its media need.
+
+    Raises:
+        PromptRowError: a row whose media tokens truncation cut, with `hint` (what else the user can lower).
+    """
+    max_length = text_kwargs.pop("max_length", processor.max_length)
+    truncation = text_kwargs.pop("truncation", max_length is not None)
+    text_kwargs.setdefault("padding", True)
+    encoding = processor._tokenize(texts, truncation=truncation, max_length=max_length, **text_kwargs)
+    token_ids = {"image": processor.image_token_id, "video": processor.video_token_id}
+    for row, (ids, wanted) in enumerate(zip(encoding["input_ids"], media_tokens)):
+        for kind, count in wanted.items():
+            seen = ids.count(token_ids[kind]) if token_ids[kind] is not None else 0
+            if seen != count:
+                raise PromptRowError(
+                    row,
+                    f"its {kind}s need {count} {kind} tokens but {seen} fit in max_length={max_length}; "
+                    f"raise max_length (max_seq_length) or {hint}",
+                )
+    return encoding
+
+
 def rows_of_media(token_counts: list[int], per_item_tokens: list[int]) -> list[list[int]] | None:
     """Which media items (images or videos, in batch order) belong to each row, from each row's placeholder-token
     count and each item's token count; None if they do not add up."""
@@ -400,5 +439,7 @@ __all__ = [
     "clip_vision_config",
     "format_prompt",
     "init_shape",
+    "media_token_counts",
     "rows_of_media",
+    "tokenize_checked",
 ]

@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from .backbone_common import (
     BackboneFamily,
-    PromptRowError,
     clip_vision_config,
     init_shape,
+    media_token_counts,
     rows_of_media,
     select_images_per_group,
+    tokenize_checked,
 )
 
 if TYPE_CHECKING:
@@ -200,19 +201,8 @@ class LlavaNextFamily(BackboneFamily):
             list(texts), images_replacements=[IMAGE_TOKEN * count for count in tokens_per_image]
         )
         # As the reference: each row tokenised whole (BOS first), cut at max_length (4096 in the v1 recipe).
-        max_length = text_kwargs.pop("max_length", processor.max_length)
-        truncation = text_kwargs.pop("truncation", max_length is not None)
-        text_kwargs.setdefault("padding", True)
-        encoding = processor._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
-        for row, (ids, row_offsets) in enumerate(zip(encoding["input_ids"], offsets)):
-            expected = sum(len(item["replacement"]) // len(IMAGE_TOKEN) for item in row_offsets)
-            seen = ids.count(processor.image_token_id)
-            if seen != expected:
-                raise PromptRowError(
-                    row,
-                    f"its images need {expected} image tokens but {seen} fit in max_length={max_length}; "
-                    "raise max_length (max_seq_length) or use a smaller image",
-                )
+        counts = media_token_counts(offsets, kinds=("image",))
+        encoding = tokenize_checked(processor, expanded, counts, text_kwargs, hint="use a smaller image")
         return {"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"], **image_inputs}
 
 

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from .backbone_common import BackboneFamily, ProcessorOption, PromptRowError, init_shape, rows_of_media
+from .backbone_common import (
+    BackboneFamily,
+    ProcessorOption,
+    init_shape,
+    media_token_counts,
+    rows_of_media,
+    tokenize_checked,
+)
 
 if TYPE_CHECKING:  # torch and transformers are imported where used: the registry loads without them (CLI start-up)
     import torch
@@ -301,22 +308,9 @@ class Qwen2VLFamily(BackboneFamily):
             images_replacements=[IMAGE_TOKEN * count for count in image_tokens],
             videos_replacements=[VIDEO_TOKEN * count for count in video_tokens] if processor.video_token else [],
         )
-        max_length = text_kwargs.pop("max_length", processor.max_length)
-        truncation = text_kwargs.pop("truncation", max_length is not None)
-        text_kwargs.setdefault("padding", True)
-        encoding = processor._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
-        for row, (ids, row_offsets) in enumerate(zip(encoding["input_ids"], offsets)):
-            for kind, token_id in (("image", processor.image_token_id), ("video", processor.video_token_id)):
-                wanted = sum(
-                    len(item["replacement"]) // len(item["text"]) for item in row_offsets if item["type"] == kind
-                )
-                seen = ids.count(token_id) if token_id is not None else 0
-                if seen != wanted:
-                    raise PromptRowError(
-                        row,
-                        f"its {kind}s need {wanted} {kind} tokens but {seen} fit in max_length={max_length}; "
-                        "raise max_length (max_seq_length) or lower max_pixels",
-                    )
+        encoding = tokenize_checked(
+            processor, expanded, media_token_counts(offsets), text_kwargs, hint="lower max_pixels"
+        )
         token_types = processor.create_mm_token_type_ids(encoding["input_ids"])
         return {
             "input_ids": encoding["input_ids"],

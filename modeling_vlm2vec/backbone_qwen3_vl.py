@@ -31,7 +31,7 @@ from typing import Any
 
 from PIL import Image
 
-from .backbone_common import ProcessorOption, PromptRowError, init_shape
+from .backbone_common import ProcessorOption, init_shape, tokenize_checked
 from .backbone_qwen2_vl import Qwen2VLFamily
 
 PROMPT_FORMAT = "qwen3_vl_embedding"
@@ -312,18 +312,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
         ]
         image_slots, video_slots = iter(image_slots), iter(video_slots)
         expanded, wanted = zip(*(expand_media(text, image_slots, video_slots) for text in texts))
-        max_length = text_kwargs.pop("max_length", processor.max_length)
-        truncation = text_kwargs.pop("truncation", max_length is not None)
-        text_kwargs.setdefault("padding", True)
-        encoding = processor._tokenize(expanded, truncation=truncation, max_length=max_length, **text_kwargs)
-        for row, (ids, counts) in enumerate(zip(encoding["input_ids"], wanted)):
-            for kind, token_id in (("image", processor.image_token_id), ("video", processor.video_token_id)):
-                if ids.count(token_id) != counts[kind]:
-                    raise PromptRowError(
-                        row,
-                        f"its {kind}s need {counts[kind]} {kind} tokens but {ids.count(token_id)} fit in "
-                        f"max_length={max_length}; raise max_length (max_seq_length) or lower max_pixels",
-                    )
+        encoding = tokenize_checked(processor, list(expanded), list(wanted), text_kwargs, hint="lower max_pixels")
         return {
             "input_ids": encoding["input_ids"],
             "attention_mask": encoding["attention_mask"],
