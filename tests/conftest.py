@@ -4,6 +4,7 @@ loaded models, the mini-MMEB set and a tiny random model. Helper functions and f
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,15 +16,20 @@ import pytest
 import torch
 from helpers import (
     GME,
+    HUB_TOKENS,
     LLAVA_NEXT,
     MAX_LENGTH,
     PHI3V,
     QWEN2VL,
     QWEN2VL_VIDEO,
     QWEN3VL,
+    SMALL_EVAL_ROWS,
+    SMALL_EVAL_SETS,
+    RemoteLoader,
     load_auto,
     load_sentence_model,
 )
+from hub_server import LocalHub
 
 from vlm2vec_hf.hub_cards.convert import convert_backbone
 
@@ -139,4 +145,60 @@ def tiny_random_model_dir(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("models") / "tiny-random"
     assert main(["init", "--out", str(out), "--max-pixels", "12544"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    with LocalHub(tmp_path_factory.mktemp("hub"), HUB_TOKENS) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def remote(hub, tmp_path_factory):
+    """A fresh loader process (no vlm2vec_hf importable, only HF_ENDPOINT); started early so its imports overlap."""
+    loader = RemoteLoader(hub.endpoint, tmp_path_factory.mktemp("loader") / "hf_home")
+    yield loader
+    loader.close()
+
+
+@pytest.fixture
+def client_env(hub, monkeypatch, tmp_path):
+    """This process's client as `HF_ENDPOINT=<hub>` sets it up: online, Xet off (the server stores binaries through
+    git-LFS), no ambient token."""
+    from huggingface_hub import constants
+
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"}
+    for name, value in {**env, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    # huggingface_hub read these variables at import, long done here (conftest imported it offline); the client reads
+    # their mirrors in `constants` at call time, so set those too (HUB_API.md section 1). No client code is replaced.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    url_template = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url_template)
+
+
+@pytest.fixture(scope="module")
+def local(remote, fixture_model_dir) -> dict:
+    """Embeddings of the local fixture folder, computed by the loader process (the reference for every load)."""
+    answer = remote.load(fixture_model_dir, auto=True)
+    assert answer["ok"], answer
+    return answer
+
+
+@pytest.fixture(scope="module")
+def small_eval(mini_mmeb, tmp_path_factory):
+    """The first `SMALL_EVAL_ROWS` rows of the `SMALL_EVAL_SETS` mini-MMEB eval sets, in the same layout."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path_factory.mktemp("data") / "eval-small"
+    for name in SMALL_EVAL_SETS:
+        (out / name).mkdir(parents=True)
+        table = pq.read_table(mini_mmeb / "eval" / name / "test.parquet").slice(0, SMALL_EVAL_ROWS)
+        pq.write_table(table, out / name / "test.parquet")
+    shutil.copy(mini_mmeb / "eval" / "tasks.json", out / "tasks.json")
     return out

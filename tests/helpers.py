@@ -503,6 +503,11 @@ def expected_forwards(mini_batch_size: int, batch: int = 8, columns: int = 2) ->
 HUB_IMAGE = str(FIXTURE / "images" / "chelsea_150x100.png")
 HUB_IMAGE_2 = str(FIXTURE / "images" / "coffee_120x80.png")
 HUB_INSTRUCTION = "Represent the given image with the following question:"
+# The local Hub's users (token -> name), and the small eval the pipeline tests run: the first rows of two sets.
+HUB_ALICE, HUB_BOB = "tok-alice", "tok-bob"
+HUB_TOKENS = {HUB_ALICE: "alice", HUB_BOB: "bob"}
+SMALL_EVAL_SETS = ("Digits_VQA", "Faces")  # I+T -> T (VQA) and I -> T (classification): one image per query
+SMALL_EVAL_ROWS = 4
 
 # Reads one JSON job per line: load `source` (repo id or folder) with sentence-transformers (and transformers), embed
 # an image + question, an image alone and a text; answers one `RESULT {...}` line. Other stdout lines are noise.

@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from helpers import RemoteLoader, train_args
+from helpers import HUB_ALICE, HUB_BOB, HUB_TOKENS, train_args
 from hub_server import LocalHub
 from huggingface_hub import ModelCard
 
@@ -33,52 +33,10 @@ from vlm2vec_hf.hub_cards.push import (
 from vlm2vec_hf.modeling_vlm2vec.backbones import all_families
 
 # Every test here is slow: Hub round trips, and the autouse fresh loader process starts for each module run.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("remote", "client_env")]
 
-ALICE, BOB = "tok-alice", "tok-bob"
-TOKENS = {ALICE: "alice", BOB: "bob"}
+ALICE, BOB, TOKENS = HUB_ALICE, HUB_BOB, HUB_TOKENS
 SAME = 1e-6
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    with LocalHub(tmp_path_factory.mktemp("hub"), TOKENS) as server:
-        yield server
-
-
-@pytest.fixture(scope="module", autouse=True)
-def remote(hub, tmp_path_factory):
-    loader = RemoteLoader(hub.endpoint, tmp_path_factory.mktemp("loader") / "hf_home")
-    yield loader
-    loader.close()
-
-
-@pytest.fixture(autouse=True)
-def client_env(hub, monkeypatch, tmp_path):
-    """This process's client as `HF_ENDPOINT=<hub>` sets it up: online, Xet off (the server stores binaries through
-    git-LFS), no ambient token."""
-    from huggingface_hub import constants
-
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"}
-    for name, value in {**env, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_DISABLE_PROGRESS_BARS": "1"}.items():
-        monkeypatch.setenv(name, value)
-    # huggingface_hub read these variables at import, long done here (conftest imported it offline); the client reads
-    # their mirrors in `constants` at call time, so set those too (HUB_API.md section 1). No client code is replaced.
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
-    url_template = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url_template)
-
-
-@pytest.fixture(scope="module")
-def local(remote, fixture_model_dir) -> dict:
-    """Embeddings of the local fixture folder, computed by the loader process (the reference for every load)."""
-    answer = remote.load(fixture_model_dir, auto=True)
-    assert answer["ok"], answer
-    return answer
 
 
 def api(hub: LocalHub, token: str | bool | None):

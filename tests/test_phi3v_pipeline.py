@@ -8,17 +8,23 @@ patches), so the GradCache mini-batches must carry exactly their own rows' image
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from helpers import (
+    HUB_ALICE,
+    SMALL_EVAL_ROWS,
+    SMALL_EVAL_SETS,
+    SimulatedCrash,
+    StepRecorder,
+    add_callback_to_cli_runs,
+    train_config,
+)
 from helpers import HUB_IMAGE as IMAGE
 from helpers import HUB_IMAGE_2 as IMAGE_2
 from helpers import HUB_INSTRUCTION as INSTRUCTION
-from helpers import RemoteLoader, SimulatedCrash, StepRecorder, add_callback_to_cli_runs, train_config
-from hub_server import LocalHub
 from PIL import Image
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
@@ -32,10 +38,9 @@ from vlm2vec_hf.training.trainer import build_loss, build_trainer, train
 # Every test here is slow: its module fixture trains, evaluates and pushes a random Phi-3.5-V.
 pytestmark = pytest.mark.slow
 
-ALICE = "tok-alice"
+ALICE = HUB_ALICE
 SAME = 1e-5
-EVAL_SETS = ("Digits_VQA", "Faces")  # I+T -> T (VQA) and I -> T (classification): one image per query
-EVAL_ROWS = 4
+EVAL_SETS, EVAL_ROWS = SMALL_EVAL_SETS, SMALL_EVAL_ROWS
 # The v1 reference adapts, per layer, the LLM's fused projections and the CLIP tower's attention.
 LLM_TARGETS = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
 CLIP_TARGETS = {"q_proj", "k_proj", "v_proj", "out_proj"}
@@ -62,54 +67,11 @@ def phi_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    with LocalHub(tmp_path_factory.mktemp("hub"), {ALICE: "alice"}) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def remote(hub, tmp_path_factory):
-    """The fresh loader process (no vlm2vec_hf importable, only HF_ENDPOINT); started early so its imports overlap."""
-    loader = RemoteLoader(hub.endpoint, tmp_path_factory.mktemp("loader") / "hf_home")
-    yield loader
-    loader.close()
-
-
-@pytest.fixture(scope="module")
 def phi_run(phi_dir, mini_mmeb, tmp_path_factory, remote):
     """`vlm2vec train --lora --merge` on the Phi folder: checkpoint-1/, checkpoint-2/, final/ (adapter), merged/."""
     run = tmp_path_factory.mktemp("runs") / "phi-dora"
     assert main(phi_train_args(phi_dir, mini_mmeb, run, "--merge")) == 0
     return run
-
-
-@pytest.fixture(scope="module")
-def small_eval(mini_mmeb, tmp_path_factory):
-    """The first rows of two mini-MMEB eval sets, in the same MMEB-eval layout."""
-    out = tmp_path_factory.mktemp("data") / "eval-small"
-    for name in EVAL_SETS:
-        (out / name).mkdir(parents=True)
-        table = pq.read_table(mini_mmeb / "eval" / name / "test.parquet").slice(0, EVAL_ROWS)
-        pq.write_table(table, out / name / "test.parquet")
-    shutil.copy(mini_mmeb / "eval" / "tasks.json", out / "tasks.json")
-    return out
-
-
-@pytest.fixture()
-def client_env(hub, monkeypatch, tmp_path):
-    """This process's huggingface_hub client pointed at the local Hub, as `HF_ENDPOINT` would (see test_hub.py)."""
-    from huggingface_hub import constants
-
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    for name, value in {"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf")}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
-    monkeypatch.setattr(
-        constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
-    )
 
 
 def load(folder) -> SentenceTransformer:
