@@ -623,3 +623,26 @@ def llava_checkpoint_to_ours(checkpoint_key: str) -> str:
     for pattern, replacement in LLAVA_CHECKPOINT_TO_OURS:
         checkpoint_key = re.sub(pattern, replacement, checkpoint_key)
     return checkpoint_key
+
+
+def short_dora_run_args(model_dir, data, out, *extra: str) -> list[str]:
+    """A short DoRA + GradCache run: batches of 4 (mixed image / text rows) cut into mini-batches of 3 and 1."""
+    return [
+        "train",
+        *("--model", str(model_dir), "--data", str(data / "train"), "--image-dir", str(data / "images")),
+        *("--output-dir", str(out), "--subsets", "Digits_VQA", "Photos_i2t", "Digits_t2i"),
+        *("--num-sample-per-subset", "4", "--per-device-train-batch-size", "4", "--gc-mini-batch-size", "3"),
+        *("--learning-rate", "5e-3", "--warmup-steps", "0", "--max-steps", "2", "--save-steps", "1"),
+        *("--logging-steps", "1", "--seed", "7", "--lora", "--lora-r", "4"),
+        *extra,
+    ]
+
+
+def embed_like_the_loader(model) -> list[list[float]]:
+    """What the `RemoteLoader` process embeds (image + question, image alone, text), computed in this process."""
+    queries = model.encode(
+        [{"image": Image.open(HUB_IMAGE), "text": "What is in the image"}, HUB_IMAGE_2],
+        prompt=HUB_INSTRUCTION,
+        convert_to_tensor=True,
+    )
+    return torch.cat([queries, model.encode(["A cat and a dog"], convert_to_tensor=True)]).tolist()

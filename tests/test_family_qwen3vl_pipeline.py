@@ -8,11 +8,7 @@ import json
 
 import pytest
 import torch
-from helpers import HUB_ALICE, SMALL_EVAL_ROWS, SMALL_EVAL_SETS
-from helpers import HUB_IMAGE as IMAGE
-from helpers import HUB_IMAGE_2 as IMAGE_2
-from helpers import HUB_INSTRUCTION as INSTRUCTION
-from PIL import Image
+from helpers import HUB_ALICE, SMALL_EVAL_ROWS, SMALL_EVAL_SETS, embed_like_the_loader, short_dora_run_args
 from sentence_transformers import SentenceTransformer
 
 from vlm2vec_hf.cli import main
@@ -35,14 +31,7 @@ def qwen3_dir(tmp_path_factory):
 def run(qwen3_dir, mini_mmeb, tmp_path_factory, remote):
     """`vlm2vec train --lora --merge`: batches of 4 mixed image / text rows in GradCache mini-batches of 3 and 1."""
     out = tmp_path_factory.mktemp("runs") / "qwen3-dora"
-    args = [
-        "train",
-        *("--model", str(qwen3_dir), "--data", str(mini_mmeb / "train"), "--image-dir", str(mini_mmeb / "images")),
-        *("--output-dir", str(out), "--subsets", "Digits_VQA", "Photos_i2t", "Digits_t2i"),
-        *("--num-sample-per-subset", "4", "--per-device-train-batch-size", "4", "--gc-mini-batch-size", "3"),
-        *("--learning-rate", "5e-3", "--warmup-steps", "0", "--max-steps", "2", "--save-steps", "2"),
-        *("--logging-steps", "1", "--seed", "7", "--lora", "--lora-r", "4", "--merge"),
-    ]
+    args = short_dora_run_args(qwen3_dir, mini_mmeb, out, "--merge")
     assert main(args) == 0
     return out
 
@@ -53,16 +42,6 @@ def load(folder) -> SentenceTransformer:
 
 def worst(a, b) -> float:
     return (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
-
-
-def embed_like_the_loader(model: SentenceTransformer) -> list[list[float]]:
-    """What the remote loader embeds (image + question, image alone, text), computed in this process."""
-    queries = model.encode(
-        [{"image": Image.open(IMAGE), "text": "What is in the image"}, IMAGE_2],
-        prompt=INSTRUCTION,
-        convert_to_tensor=True,
-    )
-    return torch.cat([queries, model.encode(["A cat and a dog"], convert_to_tensor=True)]).tolist()
 
 
 def test_init_train_eval_push_and_pull_by_repo_id(qwen3_dir, run, mini_mmeb, small_eval, hub, remote, client_env):

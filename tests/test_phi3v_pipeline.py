@@ -20,10 +20,11 @@ from helpers import (
     SimulatedCrash,
     StepRecorder,
     add_callback_to_cli_runs,
+    embed_like_the_loader,
+    short_dora_run_args,
     train_config,
 )
 from helpers import HUB_IMAGE as IMAGE
-from helpers import HUB_IMAGE_2 as IMAGE_2
 from helpers import HUB_INSTRUCTION as INSTRUCTION
 from PIL import Image
 from safetensors.torch import load_file
@@ -46,19 +47,6 @@ LLM_TARGETS = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
 CLIP_TARGETS = {"q_proj", "k_proj", "v_proj", "out_proj"}
 
 
-def phi_train_args(model_dir, data, out, *extra: str) -> list[str]:
-    """A short DoRA + GradCache run: batches of 4 (mixed image / text rows) cut into mini-batches of 3 and 1."""
-    return [
-        "train",
-        *("--model", str(model_dir), "--data", str(data / "train"), "--image-dir", str(data / "images")),
-        *("--output-dir", str(out), "--subsets", "Digits_VQA", "Photos_i2t", "Digits_t2i"),
-        *("--num-sample-per-subset", "4", "--per-device-train-batch-size", "4", "--gc-mini-batch-size", "3"),
-        *("--learning-rate", "5e-3", "--warmup-steps", "0", "--max-steps", "2", "--save-steps", "1"),
-        *("--logging-steps", "1", "--seed", "7", "--lora", "--lora-r", "4"),
-        *extra,
-    ]
-
-
 @pytest.fixture(scope="module")
 def phi_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tiny-phi3v"
@@ -70,7 +58,7 @@ def phi_dir(tmp_path_factory):
 def phi_run(phi_dir, mini_mmeb, tmp_path_factory, remote):
     """`vlm2vec train --lora --merge` on the Phi folder: checkpoint-1/, checkpoint-2/, final/ (adapter), merged/."""
     run = tmp_path_factory.mktemp("runs") / "phi-dora"
-    assert main(phi_train_args(phi_dir, mini_mmeb, run, "--merge")) == 0
+    assert main(short_dora_run_args(phi_dir, mini_mmeb, run, "--merge")) == 0
     return run
 
 
@@ -99,16 +87,6 @@ def independent_hit_at_1(model: SentenceTransformer, rows: list[dict], images) -
         scores = (query @ model.encode(candidates, convert_to_tensor=True).T)[0]
         hits.append(float(scores[0] >= scores.max()))
     return sum(hits) / len(hits)
-
-
-def embed_like_the_loader(model: SentenceTransformer) -> list[list[float]]:
-    """What `test_hub.LOADER` embeds (image + question, image alone, text), computed in this process."""
-    queries = model.encode(
-        [{"image": Image.open(IMAGE), "text": "What is in the image"}, IMAGE_2],
-        prompt=INSTRUCTION,
-        convert_to_tensor=True,
-    )
-    return torch.cat([queries, model.encode(["A cat and a dog"], convert_to_tensor=True)]).tolist()
 
 
 def worst(a, b) -> float:
@@ -292,7 +270,7 @@ class CrashBeforeStep(TrainerCallback):
 
 def test_resume_after_a_crash_reaches_the_uninterrupted_weights(phi_dir, phi_run, mini_mmeb, tmp_path, monkeypatch):
     crashed = tmp_path / "crashed"
-    args = phi_train_args(phi_dir, mini_mmeb, crashed)
+    args = short_dora_run_args(phi_dir, mini_mmeb, crashed)
     with pytest.raises(SimulatedCrash):  # killed while taking step 2, after checkpoint-1 was written
         train(train_config(args), callbacks=[CrashBeforeStep(2)])
     assert sorted(p.name for p in crashed.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint-1"]
