@@ -19,6 +19,7 @@ from vlm2vec_hf.evaluation.command import add_eval_command, run_eval
 from vlm2vec_hf.evaluation.video_tables import add_video_eval_parser, run_video_eval
 from vlm2vec_hf.hub_cards.command import add_push_command, run_push
 from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, all_families, all_prompt_formats
+from vlm2vec_hf.tiny import init_choices, init_size_choices
 
 # ---- choices and options declared by the backbone families ----------------------------------------------------
 
@@ -44,22 +45,6 @@ def add_processor_options(parser: argparse.ArgumentParser, note: str = "") -> No
 def given_processor_options(args: argparse.Namespace) -> dict[str, Any]:
     """The processor options the user gave, by name: a family rejects one it does not take, naming it."""
     return {name: value for name in processor_options() if (value := getattr(args, name, None)) is not None}
-
-
-def init_family_choices() -> list[str]:
-    """What `init --family` takes: every family's `init_model_types` (each builds its default family) and the names
-    of the families that have any (so a recipe family on a shared backbone is chosen by its name)."""
-    choices = []
-    for family in all_families():
-        if family.init_model_types:
-            choices += [*family.init_model_types, family.name]
-    return list(dict.fromkeys(choices))
-
-
-def init_size_choices() -> list[str]:
-    return list(
-        dict.fromkeys(size for family in all_families() if family.init_model_types for size in family.init_sizes)
-    )
 
 
 def _backbone_names() -> str:
@@ -188,7 +173,7 @@ def _add_init(subparsers) -> None:
     parser.add_argument("--size", choices=init_size_choices(), default="tiny")
     parser.add_argument(
         "--family",
-        choices=init_family_choices(),
+        choices=init_choices(),
         default=DEFAULT_MODEL_TYPE,
         help="a backbone model_type (its default family) or a family name",
     )

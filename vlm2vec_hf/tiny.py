@@ -29,6 +29,12 @@ def init_choices() -> list[str]:
     return list(dict.fromkeys([*model_types, *names]))
 
 
+def init_size_choices() -> list[str]:
+    """What `vlm2vec init --size` takes: every size a family that can build a random backbone declares."""
+    sizes = (size for family in all_families() if family.init_model_types for size in family.init_sizes)
+    return list(dict.fromkeys(sizes))
+
+
 def resolve_init_family(family: str) -> tuple[BackboneFamily, str]:
     """`(family, model_type)` of an `init` choice: a registered family name (its first `init_model_types`) or a
     model type (its default family).
