@@ -23,7 +23,6 @@ This file is copied verbatim into every VLM2Vec model repository on the Hub, so 
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from typing import Any
 from PIL import Image
 
 from .backbone_common import ProcessorOption, init_shape, tokenize_checked
-from .backbone_qwen2_vl import Qwen2VLFamily
+from .backbone_qwen2_vl import Qwen2VLFamily, fit_pixel_bounds
 
 PROMPT_FORMAT = "qwen3_vl_embedding"
 DEFAULT_INSTRUCTION = "Represent the user's input."
@@ -96,15 +95,7 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
         )
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = math.floor(height / beta / factor) * factor
-        w_bar = math.floor(width / beta / factor) * factor
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
+    return fit_pixel_bounds(height, width, h_bar, w_bar, factor, min_pixels, max_pixels)
 
 
 def resize_factor(image_processor) -> int:
