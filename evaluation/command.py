@@ -29,9 +29,17 @@ def add_eval_command(subparsers) -> None:
         "--compare",
         default=None,
         help="print and plot the published scores of this model beside ours "
-        "(e.g. VLM2Vec-V2.0, VLM2Vec-Qwen2VL-2B, TIGER-Lab/VLM2Vec-Qwen2VL-7B)",
+        "(e.g. VLM2Vec-V2.0, VLM2Vec-Qwen2VL-2B, TIGER-Lab/VLM2Vec-Qwen2VL-7B); a model published as group means "
+        "only (summary_model_aliases in tables/mmeb.yaml) shows those means",
     )
     parser.add_argument("--release", default="v2.0.1", choices=["v2.0.0", "v2.0.1"], help="published score release")
+    parser.add_argument(
+        "--prompt-style",
+        choices=["auto", "inline", "system"],
+        default="auto",
+        help="MMEB-V2 inputs: VLM2Vec's prompt strings (inline) or the instruction in its own turn (system, as the "
+        "MMEB-V2 scripts of system-turn embedders build them); auto: the model's prompt format decides",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--name", default=None, help="model name in the reports (default: the --model value)")
 
@@ -50,23 +58,34 @@ def evaluate_and_report(
     compare: str | None = None,
     release: str = "v2.0.1",
     show_progress_bar: bool | None = None,
+    prompt_style: str = "auto",
 ) -> tuple[dict, dict[str, Path]]:
     """Score a loaded `SentenceTransformer` on the MMEB data at `data` and write the reports to `out`.
 
-    Returns the evaluator's results (with `skipped`: the sub-folders of `data` that were not datasets, as
-    `{"name", "reason"}`; empty when `subsets` are named) and the report paths (`json`, `markdown`, `png`).
+    `prompt_style`: `"inline"` or `"system"` (`data.PROMPT_STYLES`), or `"auto"`: the model processor's
+    `instruction_turn`. Returns the evaluator's results (with `skipped`: the sub-folders of `data` that were not
+    datasets, as `{"name", "reason"}`, empty when `subsets` are named; and `prompt_style`) and the report paths
+    (`json`, `markdown`, `png`).
     """
     from vlm2vec_hf.evaluation.data import load_mmeb_eval
     from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
     from vlm2vec_hf.evaluation.report import write_reports
 
-    datasets = load_mmeb_eval(data, image_dir, names=subsets)
+    if prompt_style == "auto":
+        prompt_style = model_prompt_style(model)
+    datasets = load_mmeb_eval(data, image_dir, names=subsets, prompt_style=prompt_style)
     evaluator = MMEBEvaluator(
         datasets, protocol=protocol, batch_size=batch_size, cache_dir=cache_dir, show_progress_bar=show_progress_bar
     )
     evaluator(model)
     evaluator.results["skipped"] = [asdict(entry) for entry in datasets.skipped]
+    evaluator.results["prompt_style"] = prompt_style
     return evaluator.results, write_reports(evaluator.results, out, name, compare=compare, release=release)
+
+
+def model_prompt_style(model) -> str:
+    """The prompt style a loaded model's processor asks for (`"inline"` for a model without one)."""
+    return getattr(getattr(model[0], "processor", None), "instruction_turn", "inline")
 
 
 def skipped_lines(results: dict) -> list[str]:
@@ -79,11 +98,11 @@ def skipped_lines(results: dict) -> list[str]:
 def run_eval(args: argparse.Namespace) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from vlm2vec_hf.evaluation.published import published_scores
-    from vlm2vec_hf.evaluation.report import comparison, comparison_lines
+    from vlm2vec_hf.evaluation.published import check_published, is_summary_model
+    from vlm2vec_hf.evaluation.report import comparison, comparison_lines, group_comparison, group_comparison_lines
 
     if args.compare:
-        published_scores(args.compare)  # an unknown name fails before any encoding
+        check_published(args.compare, args.release)  # an unknown name fails before any encoding
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = SentenceTransformer(args.model, trust_remote_code=True, device=args.device)
     if args.out:
@@ -103,10 +122,13 @@ def run_eval(args: argparse.Namespace) -> None:
         compare=args.compare,
         release=args.release,
         show_progress_bar=True,
+        prompt_style=args.prompt_style,
     )
     print(paths["markdown"].read_text())
     for line in skipped_lines(results):
         print(line)
-    if args.compare:
+    if args.compare and is_summary_model(args.compare):
+        print("\n".join(group_comparison_lines(results, group_comparison(results, args.compare), args.compare)))
+    elif args.compare:
         print("\n".join(comparison_lines(results, comparison(results, args.compare, args.release), args.compare)))
     print(f"Reports: {paths['json']}, {paths['markdown']}, {paths['png']}")

@@ -46,7 +46,7 @@ from datasets.data_files import (
     sanitize_patterns,
 )
 
-from vlm2vec_hf.evaluation import prompts_v2
+from vlm2vec_hf.evaluation import prompts_system, prompts_v2
 
 V1_COLUMNS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
 VISDOC_FILES = ("queries", "corpus", "qrels")
@@ -55,15 +55,24 @@ DATA_EXTENSIONS = tuple(DATA_BUILDERS)
 
 logger = logging.getLogger(__name__)
 
-# (complete prompt text with MMEB's image / video tag in place, absolute image path or ""[, absolute clip path]):
-# text and image items are 2-tuples, clip items `(prompt, "", clip)` (a frame folder or a video file).
-Item = tuple[str, str] | tuple[str, str, str]
+# Inline prompt style: (complete prompt text with MMEB's image / video tag in place, absolute image path or ""[,
+# absolute clip path]): text and image items are 2-tuples, clip items `(prompt, "", clip)` (a frame folder or a video
+# file). System prompt style: `(text without media tags, image or "", clip or "", instruction or "")` 4-tuples.
+Item = tuple[str, str] | tuple[str, str, str] | tuple[str, str, str, str]
+# "inline": VLM2Vec's prompts, instruction and media tag inside the text; "system": the instruction apart, for models
+# whose prompt gives it its own turn (`VLM2VecProcessor.instruction_turn`).
+PROMPT_STYLES = ("inline", "system")
 
 
 def item_parts(item: Item) -> tuple[str, str, str]:
     """`(text, image, video)` of an item; `""` where it has none."""
     text, image, *video = item
     return text, image, video[0] if video else ""
+
+
+def item_instruction(item: Item) -> str | None:
+    """A system-style item's instruction (`""`: the model's default); None for an inline-style item."""
+    return item[3] if len(item) == 4 else None
 
 
 class EvalDataError(ValueError):
@@ -272,7 +281,9 @@ def _load_v1(name: str, table: datasets.Dataset, images: _ImageRoot) -> EvalData
     return EvalDataset(name, queries, candidates, relevance, layout="v1")
 
 
-def _load_v2_image(name: str, table: datasets.Dataset, images: _ImageRoot, task_type: str | None = None) -> EvalDataset:
+def _load_v2_image(
+    name: str, table: datasets.Dataset, images: _ImageRoot, task_type: str | None = None, style: str = "inline"
+) -> EvalDataset:
     task_type = task_type or prompts_v2.IMAGE_TASK_TYPE.get(name)
     if task_type is None:
         raise EvalDataError(f"{name}: not an MMEB-V2 image dataset; name it in tasks.json with a 'task_type'")
@@ -280,18 +291,21 @@ def _load_v2_image(name: str, table: datasets.Dataset, images: _ImageRoot, task_
     for row, record in enumerate(table):
         texts, paths = _candidate_lists(name, row, record)
         query_image = images.resolve(name, row, record["qry_img_path"])
-        queries.append(
-            (
-                prompts_v2.query_prompt(task_type, name, record["qry_inst"] or "", record["qry_text"]),
-                query_image,
-            )
-        )
+        if style == "system":
+            instruction = prompts_system.image_instruction(record["qry_inst"])
+            queries.append((record["qry_text"] or "", query_image, "", instruction))
+        else:
+            prompt = prompts_v2.query_prompt(task_type, name, record["qry_inst"] or "", record["qry_text"])
+            queries.append((prompt, query_image))
         instructions = record.get("tgt_inst")
         if not isinstance(instructions, list):
             instructions = [instructions] * len(texts)
         row_candidates = []
         for text, image, instruction in zip(texts, paths, instructions):
             path = images.resolve(name, row, image)
+            if style == "system":
+                row_candidates.append((prompts_system.image_candidate_text(task_type, text), path, "", ""))
+                continue
             prompt = prompts_v2.candidate_prompt(task_type, name, instruction, text, bool(path))
             row_candidates.append((prompt, path))
         candidates.append(row_candidates)
@@ -315,7 +329,9 @@ def _extract_page(folder: Path, corpus_id, page: dict) -> str:
     return str(path)
 
 
-def _load_visdoc(name: str, folder: Path, files: dict[str, list[str]], images: _ImageRoot) -> EvalDataset:
+def _load_visdoc(
+    name: str, folder: Path, files: dict[str, list[str]], images: _ImageRoot, style: str = "inline"
+) -> EvalDataset:
     tables = {part: datasets.load_dataset("parquet", data_files=files[part], split="train") for part in VISDOC_FILES}
     corpus_ids = list(tables["corpus"]["corpus-id"])
     position = {str(corpus_id): index for index, corpus_id in enumerate(corpus_ids)}
@@ -330,7 +346,7 @@ def _load_visdoc(name: str, folder: Path, files: dict[str, list[str]], images: _
             path = _extract_page(folder, corpus_id, page)
         else:
             path = images.resolve(name, f"corpus {corpus_id}", page)
-        corpus.append((prompts_v2.visdoc_candidate_prompt(), path))
+        corpus.append(("", path, "", "") if style == "system" else (prompts_v2.visdoc_candidate_prompt(), path))
     qrels: dict[str, dict[int, float]] = {}
     for row, record in enumerate(tables["qrels"]):
         corpus_id = str(record["corpus-id"])
@@ -342,7 +358,10 @@ def _load_visdoc(name: str, folder: Path, files: dict[str, list[str]], images: _
         judged = {index: grade for index, grade in qrels.get(str(record["query-id"]), {}).items() if grade > 0}
         if not judged:
             raise EvalDataError(f"{name} query row {row} ({record['query-id']!r}): no relevant document in qrels")
-        queries.append((prompts_v2.visdoc_query_prompt(record["query"]), ""))
+        if style == "system":
+            queries.append((record["query"], "", "", prompts_system.VISDOC_QUERY_INSTRUCTION))
+        else:
+            queries.append((prompts_v2.visdoc_query_prompt(record["query"]), ""))
         relevance.append(judged)
     return EvalDataset(
         name, queries, [[] for _ in queries], relevance, corpus=corpus, layout="visdoc", task_type="visdoc"
@@ -367,18 +386,19 @@ def _load_table(
     images: _ImageRoot,
     task_type: str | None,
     meta: dict | None = None,
+    style: str = "inline",
 ) -> EvalDataset:
     """A V1, V2-image or V2-video dataset from its table (V2 when it has `qry_inst`, video when it has `qry_video` or
-    `tgt_video`)."""
+    `tgt_video`). V1 rows have no separate instruction: they are inline-style in every `style`."""
     from vlm2vec_hf.evaluation import video_data  # it builds on this module's types
 
     if video_data.is_video_table(table):
-        return video_data.load_video_table(name, table, images, meta)
+        return video_data.load_video_table(name, table, images, meta, style)
     missing = [column for column in V1_COLUMNS if column not in table.column_names]
     if missing:
         raise EvalDataError(f"{name}: MMEB-eval data lacks columns {missing}")
     if "qry_inst" in table.column_names:
-        return _load_v2_image(name, table, images, task_type)
+        return _load_v2_image(name, table, images, task_type, style)
     return _load_v1(name, table, images)
 
 
@@ -389,6 +409,7 @@ def _load_local(
     images: _ImageRoot,
     task_type: str | None,
     meta: dict | None = None,
+    style: str = "inline",
 ) -> EvalDataset:
     """The dataset in `<root>/<name>/`, in its detected layout; a `FileNotFoundError` naming it if it has no data."""
     folder = root / name
@@ -396,8 +417,8 @@ def _load_local(
         raise FileNotFoundError(f"dataset {name!r} not found under {root}")
     visdoc = _visdoc_files(folder, split)
     if visdoc is not None:
-        return _load_visdoc(name, folder, visdoc, images)
-    return _load_table(name, _table(folder, split), images, task_type, meta)
+        return _load_visdoc(name, folder, visdoc, images, style)
+    return _load_table(name, _table(folder, split), images, task_type, meta, style)
 
 
 def load_mmeb_eval(
@@ -405,6 +426,7 @@ def load_mmeb_eval(
     image_root: str | os.PathLike,
     names: list[str] | None = None,
     split: str = "test",
+    prompt_style: str = "inline",
 ) -> EvalDatasets:
     """Load evaluation datasets, each in its detected layout: the named ones, or when `names` is None every
     sub-folder of the local folder `source` that holds `split` data ([`discover_datasets`]; the others, such as
@@ -413,9 +435,12 @@ def load_mmeb_eval(
     A Hub dataset id (when online) is read in the V1 layout, one config per name. Returns an [`EvalDatasets`] list.
     Raises a `FileNotFoundError` for a named dataset without `split` data or a folder without any dataset, and an
     [`EvalDataError`] naming the dataset and row for a missing image file or clip, an empty candidate list or a gold
-    index out of range. Prompts hold MMEB's `<|image_1|>` / `<|video_1|>` tags, which the model's processor maps to
-    its own image and video tokens.
+    index out of range. `prompt_style` ([`PROMPT_STYLES`]): `"inline"` items hold VLM2Vec's prompts with MMEB's
+    `<|image_1|>` / `<|video_1|>` tags, which the model's processor maps to its own image and video tokens;
+    `"system"` items hold text and instruction apart ([`prompts_system`]; V1 data stays inline).
     """
+    if prompt_style not in PROMPT_STYLES:
+        raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {prompt_style!r}")
     root, images = Path(source), _ImageRoot(Path(image_root))
     local = root.is_dir()
     skipped: list[SkippedFolder] = []
@@ -433,10 +458,10 @@ def load_mmeb_eval(
         meta = groups.get(name, {})
         task_type = meta.get("task_type")
         if local:
-            dataset = _load_local(root, name, split, images, task_type, meta)
+            dataset = _load_local(root, name, split, images, task_type, meta, prompt_style)
         else:
             table = datasets.load_dataset(str(source), name, split=split)
-            dataset = _load_table(name, table, images, task_type, meta)
+            dataset = _load_table(name, table, images, task_type, meta, prompt_style)
         dataset.meta = meta
         loaded.append(dataset)
     return EvalDatasets(loaded, skipped)

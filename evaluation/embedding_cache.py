@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlm2vec_hf.evaluation.data import Item, item_parts
+from vlm2vec_hf.evaluation.data import Item, item_instruction, item_parts
 
 
 def model_fingerprint(model: torch.nn.Module, settings: dict | None = None) -> str:
@@ -51,6 +51,8 @@ def item_key(item: Item) -> str:
     fields = [text, image, _stamp(image) if image else ""]
     if video:  # image and text items keep the keys they had before clips existed
         fields += [video, _clip_stamp(video)]
+    if item_instruction(item) is not None:  # system-style items: their instruction is part of what is embedded
+        fields += ["instruction", item_instruction(item)]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 

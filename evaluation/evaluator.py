@@ -21,7 +21,7 @@ from sentence_transformers.base.evaluation import BaseEvaluator
 from tqdm.auto import tqdm
 
 from vlm2vec_hf.evaluation.aggregate import headline_metric, v1_groups, v2_groups
-from vlm2vec_hf.evaluation.data import EvalDataset, Item, item_parts
+from vlm2vec_hf.evaluation.data import EvalDataset, Item, item_instruction, item_parts
 from vlm2vec_hf.evaluation.embedding_cache import EmbeddingCache, model_fingerprint
 from vlm2vec_hf.evaluation.metrics import hit_at_1, mean_metrics, rank, ranking_metrics
 
@@ -35,8 +35,16 @@ CLIPS_PER_CALL = 32
 def encoder_input(item: Item):
     """An `encode()` input for an item: its text, `{"text", "image"}` or `{"text", "video"}` (the text holds MMEB's
     image / video tag, which the model's processor maps to its own token; `video` is a frame folder or a video file,
-    sampled by the model)."""
+    sampled by the model). A system-style item becomes chat messages: its instruction as the system turn (none: the
+    model's default), its media and text as the user turn."""
     text, image, video = item_parts(item)
+    instruction = item_instruction(item)
+    if instruction is not None:
+        content = [{"type": "video", "video": video}] if video else [{"type": "image", "image": image}] if image else []
+        content += [{"type": "text", "text": text}] if text else []
+        return ([{"role": "system", "content": instruction}] if instruction else []) + [
+            {"role": "user", "content": content}
+        ]
     if video:
         return {"text": text, "video": video} if text else {"video": video}
     if not image:

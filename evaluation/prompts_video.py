@@ -74,33 +74,41 @@ def _strip_letter(option: str) -> str:
     return option[option.find(". ") :].strip(". ")
 
 
-def qa_query(dataset: str, question: str, options: list[str]) -> str:
-    """The query of a video-QA row: `VID + " " + QA_TASK_PROMPT + " " + question-with-options`.
+def qa_question(dataset: str, question: str, options: list[str], egoschema_separator: str = "") -> str:
+    """A video-QA row's question with its options.
 
     NExTQA / MVBench: `question + "\\nOptions:\\n(A) ...\\n(B) ..."` (right-stripped, `qa_template`); Video-MME:
-    `question + "\\n" + "\\n".join(options)`; EgoSchema: `question + " ".join(options)` (no separator, as in the
-    reference); ActivityNetQA: `question + "? (A) yes; (B) no."`.
+    `question + "\\n" + "\\n".join(options)`; EgoSchema: `question + egoschema_separator + " ".join(options)` (VLM2Vec
+    puts no separator there); ActivityNetQA: `question + "? (A) yes; (B) no."`.
     """
     if dataset in ("NExTQA", "MVBench"):
         question = (question + "\nOptions:\n" + "\n".join(qa_options(options))).rstrip()
     elif dataset == "Video-MME":
         question = question + "\n" + "\n".join(options)
     elif dataset == "EgoSchema":
-        question = question + " ".join(options)
+        question = question + egoschema_separator + " ".join(options)
     elif dataset == "ActivityNetQA":
         question = question + "? (A) yes; (B) no."
     else:
         raise ValueError(f"{dataset!r} is not a video-QA dataset; expected one of {QA_DATASETS}")
-    return f"{MMEB_VIDEO_TAG} {QA_TASK_PROMPT} {question}"
+    return question
 
 
-def qa_candidates(dataset: str, options: list[str]) -> list[str]:
+def qa_query(dataset: str, question: str, options: list[str]) -> str:
+    """The query of a video-QA row: `VID + " " + QA_TASK_PROMPT + " " + question-with-options` ([`qa_question`])."""
+    return f"{MMEB_VIDEO_TAG} {QA_TASK_PROMPT} {qa_question(dataset, question, options)}"
+
+
+def qa_candidates(dataset: str, options: list[str], keep_unlettered: bool = False) -> list[str]:
     """The candidate strings of a video-QA row, in option order: MVBench `qa_template`'s lettered options; NExTQA
-    the raw options (its parser builds the lettered ones for the query and drops them for the candidates)."""
+    the raw options (its parser builds the lettered ones for the query and drops them for the candidates).
+    `keep_unlettered`: a Video-MME option without `". "` stays whole (VLM2Vec keeps its last character only)."""
     if dataset == "MVBench":
         return qa_options(options)
     if dataset == "NExTQA":
         return list(options)
+    if dataset == "Video-MME" and keep_unlettered:
+        return [_strip_letter(option) if ". " in option else option for option in options]
     if dataset in ("Video-MME", "EgoSchema"):
         return [_strip_letter(option) for option in options]
     if dataset == "ActivityNetQA":

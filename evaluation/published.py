@@ -33,6 +33,11 @@ __all__ = [
     "PUBLISHED_V1_SUMMARY",
     "PUBLISHED_V2_SUMMARY",
     "PUBLISHED_V2_UPDATED_SUMMARY",
+    "SUMMARY_COLUMN_GROUPS",
+    "SUMMARY_MODEL_ALIASES",
+    "check_published",
+    "is_summary_model",
+    "published_group_means",
     "V1_META_TASKS",
     "V1_OOD",
     "V2_META_TASKS",
@@ -115,6 +120,47 @@ def published_scores(model: str, release: str = "v2.0.1") -> dict[str, float]:
     if release not in PUBLISHED_SCORES:
         raise KeyError(f"unknown release {release!r}; known releases: {', '.join(PUBLISHED_SCORES)}")
     return dict(PUBLISHED_SCORES[release][_resolve_model(model)])
+
+
+SUMMARY_MODEL_ALIASES: dict[str, str] = _MMEB["summary_model_aliases"]
+SUMMARY_COLUMN_GROUPS: dict[str, str] = _MMEB["summary_column_groups"]
+
+
+def is_summary_model(model: str) -> bool:
+    """Whether ``model`` is published as MMEB-V2 group means only (a row or alias of ``PUBLISHED_V2_UPDATED_SUMMARY``)
+    and has no per-dataset scores."""
+    try:
+        _resolve_model(model)
+        return False
+    except KeyError:
+        return _summary_row(model) is not None
+
+
+def _summary_row(model: str) -> str | None:
+    keys = {key.casefold(): key for key in PUBLISHED_V2_UPDATED_SUMMARY}
+    keys.update({alias.casefold(): row for alias, row in SUMMARY_MODEL_ALIASES.items()})
+    return keys.get(model.strip().casefold())
+
+
+def published_group_means(model: str) -> dict[str, float]:
+    """A summary-only model's published MMEB-V2 means (x100) by the evaluator's group names (``"I-CLS"``, ...,
+    ``"Image"``, ``"Video"``, ``"VisDoc"``, ``"All"``), each over the whole group. Raises ``KeyError`` listing the
+    known summary models for an unknown one."""
+    row = _summary_row(model)
+    if row is None:
+        known = sorted(PUBLISHED_V2_UPDATED_SUMMARY) + sorted(SUMMARY_MODEL_ALIASES)
+        raise KeyError(f"unknown model {model!r}; known summary models: {', '.join(known)}")
+    return {SUMMARY_COLUMN_GROUPS[column]: score for column, score in PUBLISHED_V2_UPDATED_SUMMARY[row].items()}
+
+
+def check_published(model: str, release: str = "v2.0.1") -> None:
+    """Raise ``KeyError`` naming the known models unless ``model`` has per-dataset or summary scores."""
+    if is_summary_model(model):
+        return
+    try:
+        published_scores(model, release)
+    except KeyError as error:
+        raise KeyError(f"{error.args[0]}; summary-only models: {', '.join(sorted(SUMMARY_MODEL_ALIASES))}") from None
 
 
 def meta_task_of(dataset: str) -> tuple[str, str] | None:

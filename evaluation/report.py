@@ -1,5 +1,6 @@
 """Evaluation reports: a JSON with every metric, a Markdown table in the layout of the papers' Table 2, a PNG bar
-chart per meta-task, and a side-by-side comparison with the published per-dataset scores.
+chart per meta-task, and a side-by-side comparison with the published per-dataset scores (or, for a model published as
+group means only, with those means).
 
 Scores inside `results` are fractions in [0, 1]; reports print them ×100 like the papers.
 """
@@ -12,13 +13,28 @@ from pathlib import Path
 import numpy as np
 
 from vlm2vec_hf.evaluation.aggregate import SUMMARY_GROUPS, v1_groups, v2_groups
-from vlm2vec_hf.evaluation.published import published_scores
+from vlm2vec_hf.evaluation.published import is_summary_model, published_group_means, published_scores
 
 
 def comparison(results: dict, model: str, release: str = "v2.0.1") -> dict[str, float]:
     """Published scores (×100) of `model` for the datasets in `results` that it has (dataset -> score)."""
     published = published_scores(model, release)
     return {name: published[name] for name in results["datasets"] if name in published}
+
+
+def group_comparison(results: dict, model: str) -> dict[str, float]:
+    """A summary-only model's published group means (×100, each over its whole group) for the groups `results` has."""
+    published = published_group_means(model)
+    return {name: published[name] for name, group in results["groups"].items() if group["count"] and name in published}
+
+
+def group_comparison_lines(results: dict, published: dict[str, float], published_name: str) -> list[str]:
+    """`group  ours  published  delta` lines for the terminal; the published means are over whole groups."""
+    lines = [f"{'group (published: whole group)':<32} {'ours':>7} {published_name[:12]:>12} {'delta':>7}"]
+    for name, score in published.items():
+        ours = 100 * results["groups"][name]["score"]
+        lines.append(f"{name:<32} {ours:7.1f} {score:12.1f} {ours - score:+7.1f}")
+    return lines
 
 
 def _pct(value: float | None) -> str:
@@ -32,17 +48,27 @@ def _published_groups(results: dict, published: dict[str, float]) -> dict[str, f
     return {group.name: group.score for group in groups}
 
 
+def _style_note(results: dict) -> str:
+    """`", instructions in the system turn"` for a system-style run (`prompt_style`), else nothing."""
+    return ", instructions in the system turn" if results.get("prompt_style") == "system" else ""
+
+
 def to_markdown(
-    results: dict, model_name: str, published: dict[str, float] | None = None, published_name: str = ""
+    results: dict,
+    model_name: str,
+    published: dict[str, float] | None = None,
+    published_name: str = "",
+    published_groups: dict[str, float] | None = None,
 ) -> str:
-    """Table 2 layout: group means (with dataset counts) for us and, optionally, the published model; then every
-    dataset with its headline metric."""
+    """Table 2 layout: group means (with dataset counts) for us and, optionally, the published model (per-dataset
+    scores in `published`, or a summary-only model's whole-group means in `published_groups`); then every dataset
+    with its headline metric."""
     groups = results["groups"]
     names = [name for name, group in groups.items() if group["count"] or results["protocol"] == "v1"]
     header = "| model | " + " | ".join(f"{name} ({groups[name]['count']})" for name in names) + " |"
     lines = [
-        f"MMEB {results['protocol'].upper()} protocol. Scores ×100; (n) = datasets evaluated in each group; "
-        "unweighted means.",
+        f"MMEB {results['protocol'].upper()} protocol{_style_note(results)}. Scores ×100; (n) = datasets evaluated "
+        "in each group; unweighted means.",
         "",
         header,
         "| --- " * (len(names) + 1) + "|",
@@ -54,6 +80,10 @@ def to_markdown(
     if published:
         theirs = _published_groups(results, published)
         lines.append(f"| {published_name} (published) | " + " | ".join(_pct(theirs.get(name)) for name in names) + " |")
+    if published_groups is not None:
+        cells = [f"{published_groups[name]:.1f}" if name in published_groups else "–" for name in names]
+        lines.append(f"| {published_name} (published, whole groups) | " + " | ".join(cells) + " |")
+        lines += ["", f"{published_name} is published as group means only, each over all the group's datasets."]
     missing = sorted({dataset for group in groups.values() for dataset in group["missing"]})
     if missing:
         lines += ["", f"Not evaluated ({len(missing)} of the benchmark's datasets): {', '.join(missing)}."]
@@ -139,12 +169,16 @@ def write_reports(
     """Write `results.json`, `results.md` and `results.png` under `out_dir`; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    published = comparison(results, compare, release) if compare else None
+    summary = bool(compare) and is_summary_model(compare)
+    published = comparison(results, compare, release) if compare and not summary else None
+    groups = group_comparison(results, compare) if summary else None
     payload = {"model": model_name, **results}
-    if compare:
+    if summary:
+        payload["published"] = {"model": compare, "group_means": groups}
+    elif compare:
         payload["published"] = {"model": compare, "release": release, "scores": published}
     paths = {"json": out_dir / "results.json", "markdown": out_dir / "results.md", "png": out_dir / "results.png"}
     paths["json"].write_text(json.dumps(payload, indent=2))
-    paths["markdown"].write_text(to_markdown(results, model_name, published, compare or ""))
+    paths["markdown"].write_text(to_markdown(results, model_name, published, compare or "", groups))
     to_png(results, paths["png"], model_name, published)
     return paths

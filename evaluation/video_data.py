@@ -33,7 +33,7 @@ from pathlib import Path
 
 import datasets
 
-from vlm2vec_hf.evaluation import prompts_video
+from vlm2vec_hf.evaluation import prompts_system, prompts_video
 from vlm2vec_hf.evaluation.data import EvalDataError, EvalDataset, Item, _ImageRoot
 from vlm2vec_hf.modeling_vlm2vec.media_loading import FRAME_FILE_EXTENSIONS, list_frame_files
 
@@ -96,17 +96,26 @@ def _golds(name: str, row: int, record: dict, count: int) -> list[int]:
     return golds
 
 
-def _row_candidates(name: str, prompts_of: str, task_type: str, row: int, record: dict, clips: ClipRoot) -> list[Item]:
-    """The candidate items of one row: text items `(text, "")` or clip items `(prompt, "", clip)`."""
+def _row_candidates(
+    name: str, prompts_of: str, task_type: str, row: int, record: dict, clips: ClipRoot, style: str = "inline"
+) -> list[Item]:
+    """The candidate items of one row: text items `(text, "")` or clip items `(prompt, "", clip)` (system style:
+    `(text, "", "", "")` / `("", "", clip, "")`)."""
     videos = list(record.get("tgt_video") or [])
     texts = list(record.get("tgt_text") or [])
     if task_type in ("video_ret", "video_mret"):
         if not videos:
             raise EvalDataError(f"{name} row {row}: no candidate clip in 'tgt_video'")
+        if style == "system":
+            return [("", "", clips.resolve(name, row, video), "") for video in videos]
         prompt = prompts_video.candidate_prompt(prompts_of)
         return [(prompt, "", clips.resolve(name, row, video)) for video in videos]
     if not texts:
         raise EvalDataError(f"{name} row {row}: empty candidate list 'tgt_text'")
+    if style == "system":
+        if task_type == "video_qa":
+            texts = prompts_system.video_qa_candidates(prompts_of, texts)
+        return [(text, "", "", "") for text in texts]
     if task_type == "video_qa":
         texts = prompts_video.qa_candidates(prompts_of, texts)
     return [(text, "") for text in texts]
@@ -120,8 +129,10 @@ def _query(
     record: dict,
     images: _ImageRoot,
     clips: ClipRoot,
+    style: str = "inline",
 ) -> Item:
-    """The query item of one row: `(prompt, "")`, `(prompt, image)` (MomentSeeker) or `(prompt, "", clip)`."""
+    """The query item of one row: `(prompt, "")`, `(prompt, image)` (MomentSeeker) or `(prompt, "", clip)`; system
+    style: `(text, image, clip, instruction)`."""
     text = record.get("qry_text") or ""
     query_clip = clips.resolve(name, row, record.get("qry_video"))
     query_image = images.resolve(name, row, record.get("qry_image")) if record.get("qry_image") else ""
@@ -130,11 +141,18 @@ def _query(
             raise EvalDataError(
                 f"{name} row {row}: 'qry_image' is for MomentSeeker's text + image queries without 'qry_video'"
             )
+        if style == "system":
+            query_text, instruction = prompts_system.video_query(task_type, prompts_of, text, [], "image")
+            return query_text, query_image, "", instruction
         return prompts_video.image_query_prompt(prompts_of, text), query_image
     text_queries = task_type == "video_ret" or prompts_of == "MomentSeeker"
     if not query_clip and not text_queries:
         raise EvalDataError(f"{name} row {row}: a {task_type} query needs a clip in 'qry_video'")
     options = list(record.get("tgt_text") or [])
+    if style == "system":
+        media = "video" if query_clip else None
+        query_text, instruction = prompts_system.video_query(task_type, prompts_of, text, options, media)
+        return query_text, "", query_clip, instruction
     prompt = prompts_video.query_prompt(task_type, prompts_of, text, options, bool(query_clip))
     return (prompt, "", query_clip) if query_clip else (prompt, "")
 
@@ -144,15 +162,17 @@ def load_video_table(
     table: datasets.Dataset,
     images: _ImageRoot,
     meta: dict | None = None,
+    style: str = "inline",
 ) -> EvalDataset:
     """A video dataset from its table (layout in the module docstring); every clip and image checked up front.
-    `images` resolves image paths under the image root; clips are resolved under the same root."""
+    `images` resolves image paths under the image root; clips are resolved under the same root. `style`: the items'
+    prompt style (`data.PROMPT_STYLES`)."""
     task_type, prompts_of, ranks_globally = _task(name, meta or {})
     clips = ClipRoot(images.root)
     queries, candidates, golds = [], [], []
     for row, record in enumerate(table):
-        queries.append(_query(name, prompts_of, task_type, row, record, images, clips))
-        row_candidates = _row_candidates(name, prompts_of, task_type, row, record, clips)
+        queries.append(_query(name, prompts_of, task_type, row, record, images, clips, style))
+        row_candidates = _row_candidates(name, prompts_of, task_type, row, record, clips, style)
         candidates.append(row_candidates)
         golds.append(_golds(name, row, record, len(row_candidates)))
     if not ranks_globally:

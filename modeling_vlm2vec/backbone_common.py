@@ -256,6 +256,8 @@ class BackboneFamily(ABC):
             None: the processor's default (VLM2Vec-V2's 8).
         default_position_ids_mode: the `position_ids_mode` a folder of this family gets unless one is given
             (`"reference"`: VLM2Vec's 1-D positions; `"native"`: the backbone's own, e.g. M-RoPE).
+        system_instruction_formats: the prompt formats that give the instruction its own (system) turn, so that
+            evaluation passes it apart from the text instead of inside VLM2Vec's prompt string.
     """
 
     name: str = ""
@@ -283,6 +285,7 @@ class BackboneFamily(ABC):
     rgba_background: tuple[int, int, int] | None = None
     default_position_ids_mode: str = "reference"
     default_num_frames: int | None = None
+    system_instruction_formats: tuple[str, ...] = ()
 
     @property
     def takes_video(self) -> bool:

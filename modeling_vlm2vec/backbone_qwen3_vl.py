@@ -156,6 +156,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
     tiny_tokenizer = "tiny-qwen2-tokenizer"
     shipped_files = ("backbone_qwen2_vl.py", "backbone_qwen3_vl.py")
     prompt_formats = (PROMPT_FORMAT,)
+    system_instruction_formats = (PROMPT_FORMAT,)
     padding_side = "right"
     default_max_length = EMBEDDING_MAX_LENGTH
     default_position_ids_mode = "native"

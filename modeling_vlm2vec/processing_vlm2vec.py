@@ -143,6 +143,12 @@ class VLM2VecProcessor(ProcessorMixin):
         self._clip_cache.resize(value)
 
     @property
+    def instruction_turn(self) -> str:
+        """`"system"` when this prompt format gives the instruction its own turn, else `"inline"` (VLM2Vec's prompt
+        string holds it)."""
+        return "system" if self.prompt_format in self.family.system_instruction_formats else "inline"
+
+    @property
     def processor_options(self) -> dict[str, Any]:
         """The current value of each of the family's `processor_options` (e.g. the pixel bounds), by name."""
         return self.family.processor_option_values(self.image_processor)
