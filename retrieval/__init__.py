@@ -1,0 +1,1 @@
+"""Embedding collections (`vlm2vec embed`) and searching them (`vlm2vec search`)."""
