@@ -148,6 +148,17 @@ def tiny_random_model_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_qwen3vl_model_dir(tmp_path_factory) -> Path:
+    """`vlm2vec init --family qwen3_vl`: a random-init tiny Qwen3-VL folder (the family's published pixel bounds), for
+    training tests."""
+    from vlm2vec_hf.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "tiny-qwen3vl"
+    assert main(["init", "--out", str(out), "--family", "qwen3_vl"]) == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     with LocalHub(tmp_path_factory.mktemp("hub"), HUB_TOKENS) as server:

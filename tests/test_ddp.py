@@ -1,5 +1,6 @@
-"""Training under torchrun DDP (2 CPU processes, gloo), on a tiny Qwen2-VL and a tiny Phi-3.5-V folder: the loss sees
-both processes' in-batch negatives, and both processes end with identical weights."""
+"""Training under torchrun DDP (2 CPU processes, gloo), on a tiny Qwen2-VL, Phi-3.5-V and Qwen3-VL folder: GradCache
+cuts each batch's rows and their images into mini-batches, the loss sees both processes' in-batch negatives, and both
+processes end with identical weights."""
 
 from __future__ import annotations
 
@@ -31,10 +32,19 @@ def tiny_phi3v_model_dir(tmp_path_factory) -> Path:
     return out
 
 
-# Phi-3.5-V: 2 steps (each image is 5 CLIP crops of 336 px and ~760 LLM tokens; 3 steps would double the CI time).
-@pytest.mark.parametrize("family,steps", [("qwen2_vl", 3), ("phi3_v", 2)])
-def test_two_process_training_gathers_negatives_and_stays_in_sync(request, family, steps, mini_mmeb, tmp_path):
-    model_dir = request.getfixturevalue("tiny_phi3v_model_dir" if family == "phi3_v" else "tiny_random_model_dir")
+# Each family's tiny folder (a fixture) and its training steps. Phi-3.5-V: 2 steps (each image is 5 CLIP crops of
+# 336 px and ~760 LLM tokens; 3 steps would double the CI time).
+FAMILIES = {
+    "qwen2_vl": ("tiny_random_model_dir", 3),
+    "phi3_v": ("tiny_phi3v_model_dir", 2),
+    "qwen3_vl": ("tiny_qwen3vl_model_dir", 3),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_two_process_training_gathers_negatives_and_stays_in_sync(request, family, mini_mmeb, tmp_path):
+    fixture, steps = FAMILIES[family]
+    model_dir = request.getfixturevalue(fixture)
     worker = Path(__file__).parent / "ddp_worker.py"
     command = [
         sys.executable,
@@ -60,6 +70,13 @@ def test_two_process_training_gathers_negatives_and_stays_in_sync(request, famil
         # GradCache scores each query mini-batch (2) against every document of the global batch (2 x 4).
         assert record["shapes"] and all(docs == 8 for _, docs, _, _ in record["shapes"]), record["shapes"]
         assert record["steps"] == steps and record["model_type"] == family
+        # Every (mini-)batch embedded is 2 rows cut from the batch of 4, its media cut with it: the per-image inputs
+        # (e.g. `image_grid_thw`, `image_sizes`) hold one entry per image of those 2 rows, none for text rows.
+        embedded = record["embedded"]
+        assert all(rows == 2 for rows, _, _ in embedded), embedded
+        assert any(images for _, images, _ in embedded), embedded  # the queries carry images
+        for _, images, media in embedded:
+            assert bool(media) == bool(images) and (not images or images in media.values()), embedded
     # Each rank has its own queries but the same gathered documents: its own and the other rank's.
     rank0, rank1 = (record["shapes"] for record in records)
     assert [row[3] for row in rank0] == pytest.approx([row[3] for row in rank1], abs=1e-4)

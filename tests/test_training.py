@@ -66,16 +66,23 @@ class CrashAfterStep(TrainerCallback):
             raise SimulatedCrash(f"killed after step {self.step}")
 
 
+# The tiny random folder (a fixture) of each family the resume test trains.
+RESUME_FAMILIES = {"qwen2_vl": "tiny_random_model_dir", "qwen3_vl": "tiny_qwen3vl_model_dir"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "dora"])
+@pytest.mark.parametrize("family", RESUME_FAMILIES)
 def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
-    tiny_random_model_dir, mini_mmeb, tmp_path, lora, monkeypatch
+    request, family, mini_mmeb, tmp_path, lora, monkeypatch
 ):
+    model_dir = request.getfixturevalue(RESUME_FAMILIES[family])
+    assert json.loads((model_dir / "config.json").read_text())["vlm_config"]["model_type"] == family
     extra = ["--max-steps", "6", "--save-steps", "3", "--num-sample-per-subset", "40", *(["--lora"] if lora else [])]
-    assert main(train_args(tiny_random_model_dir, mini_mmeb, tmp_path / "straight", *extra)) == 0
+    assert main(train_args(model_dir, mini_mmeb, tmp_path / "straight", *extra)) == 0
 
     crashed = tmp_path / "crashed"
-    parser_args = train_args(tiny_random_model_dir, mini_mmeb, crashed, *extra)
+    parser_args = train_args(model_dir, mini_mmeb, crashed, *extra)
     config = train_config(parser_args)
     with pytest.raises(SimulatedCrash):
         train(config, callbacks=[CrashAfterStep(4)])
@@ -95,7 +102,7 @@ def test_resume_after_a_crash_reaches_the_uninterrupted_weights(
     assert expected.keys() == resumed.keys()
     if lora:
         assert any("lora_magnitude_vector" in name for name in resumed)
-    initial = state(tiny_random_model_dir)
+    initial = state(model_dir)
     moved = [name for name in initial if name in resumed and not torch.equal(initial[name], resumed[name])]
     moved += [name for name in resumed if "lora_B" in name and resumed[name].abs().max() > 0]  # B starts at 0
     assert moved  # training changed weights
