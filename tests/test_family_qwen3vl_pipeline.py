@@ -21,17 +21,10 @@ FAMILY = get_family("qwen3_vl")
 
 
 @pytest.fixture(scope="module")
-def qwen3_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("models") / "tiny-qwen3vl"
-    assert main(["init", "--out", str(out), "--family", "qwen3_vl"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def run(qwen3_dir, mini_mmeb, tmp_path_factory, remote):
+def run(tiny_qwen3vl_model_dir, mini_mmeb, tmp_path_factory, remote):
     """`vlm2vec train --lora --merge`: batches of 4 mixed image / text rows in GradCache mini-batches of 3 and 1."""
     out = tmp_path_factory.mktemp("runs") / "qwen3-dora"
-    args = short_dora_run_args(qwen3_dir, mini_mmeb, out, "--merge")
+    args = short_dora_run_args(tiny_qwen3vl_model_dir, mini_mmeb, out, "--merge")
     assert main(args) == 0
     return out
 
@@ -44,7 +37,9 @@ def worst(a, b) -> float:
     return (torch.as_tensor(a) - torch.as_tensor(b)).abs().max().item()
 
 
-def test_init_train_eval_push_and_pull_by_repo_id(qwen3_dir, run, mini_mmeb, small_eval, hub, remote, client_env):
+def test_init_train_eval_push_and_pull_by_repo_id(
+    tiny_qwen3vl_model_dir, run, mini_mmeb, small_eval, hub, remote, client_env
+):
     # train: DoRA sits on the family's LLM projections only, and it trained.
     unmerged = load(run / "final")
     adapted = {name for name, module in unmerged[0].model.named_modules() if hasattr(module, "lora_A")}
@@ -54,7 +49,7 @@ def test_init_train_eval_push_and_pull_by_repo_id(qwen3_dir, run, mini_mmeb, sma
     merged = run / "merged"
     local = embed_like_the_loader(load(merged))
     assert worst(local, embed_like_the_loader(unmerged)) < SAME  # merging kept the embeddings
-    assert worst(local, embed_like_the_loader(load(qwen3_dir))) > 1e-4  # and training moved them
+    assert worst(local, embed_like_the_loader(load(tiny_qwen3vl_model_dir))) > 1e-4  # and training moved them
 
     # eval on the merged folder.
     eval_args = ["eval", "--model", str(merged), "--data", str(small_eval), "--image-dir", str(mini_mmeb / "images")]
