@@ -311,9 +311,13 @@ def logged_losses(run: Path) -> list[float]:
 
 
 @pytest.mark.slow
-def test_gradcache_training_on_clips_moves_weights_with_the_uncached_loss(tiny_random_model_dir, mini_mmeb, tmp_path):
+@pytest.mark.parametrize("model_fixture", ["tiny_random_model_dir", "tiny_qwen3vl_model_dir"])
+def test_gradcache_training_on_clips_moves_weights_with_the_uncached_loss(request, model_fixture, mini_mmeb, tmp_path):
+    """Qwen2-VL and Qwen3-VL: `pixel_values_videos` and `video_grid_thw` cut per row inside GradCache mini-batches."""
     import torch
     from sentence_transformers import SentenceTransformer
+
+    tiny_random_model_dir = request.getfixturevalue(model_fixture)
 
     def weights(folder: Path) -> dict[str, torch.Tensor]:
         model = SentenceTransformer(str(folder), trust_remote_code=True, device="cpu")
