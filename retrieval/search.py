@@ -288,23 +288,36 @@ def _build_for_folder(folder, manifest: store.Manifest, mode: str, dim: int) -> 
     return build_index(mode, vectors)
 
 
+def _replace_with(path: Path, write) -> None:
+    """`write(tmp)` then rename over `path` (per process: concurrent builders never read each other's half files)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _npy_writer(array: np.ndarray):
+    def write(path: Path) -> None:
+        with open(path, "wb") as handle:  # a file handle: `np.save` would append `.npy` to the temporary name
+            np.save(handle, array)
+
+    return write
+
+
 def _save(prepared: PreparedIndex, paths: dict[str, Path], source: dict[str, Any]) -> None:
     paths["index"].parent.mkdir(parents=True, exist_ok=True)
     paths["info"].unlink(missing_ok=True)  # an index without its JSON is incomplete
-    prepared.index.save(str(paths["index"]))
+    _replace_with(paths["index"], lambda tmp: prepared.index.save(str(tmp)))
     files = {"index": paths["index"].name}
     if prepared.ranges is not None:
-        np.save(paths["ranges"], prepared.ranges)
+        _replace_with(paths["ranges"], _npy_writer(prepared.ranges))
         files["ranges"] = paths["ranges"].name
     if prepared.rescore_vectors is not None:
-        vectors = prepared.rescore_vectors
-        np.save(paths["rescore"], vectors.astype(np.float16 if source["precision"] != "float32" else np.float32))
+        vectors = prepared.rescore_vectors.astype(np.float32 if source["precision"] == "float32" else np.float16)
+        _replace_with(paths["rescore"], _npy_writer(vectors))
         files["rescore"] = paths["rescore"].name
     info = {"version": INDEX_FORMAT_VERSION, "mode": prepared.mode, "dim": prepared.dim, "files": files}
     info["built_from"] = source
-    tmp = paths["info"].with_name(paths["info"].name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, sort_keys=True))
-    os.replace(tmp, paths["info"])
+    _replace_with(paths["info"], lambda tmp: tmp.write_text(json.dumps(info, indent=2, sort_keys=True)))
 
 
 def read_ids_and_sources(folder: str | os.PathLike) -> tuple[list[str], list[str]]:

@@ -156,6 +156,7 @@ def test_the_index_is_saved_reused_and_rebuilt_when_the_folder_grows(tmp_path):
     hits, first = search.search_folder(folder, vectors[:2], mode="binary", top_k=1)
     paths = search.index_paths(folder, "binary", 32)
     assert first.built and all(paths[name].is_file() for name in ("index", "info", "rescore"))
+    assert not list(paths["index"].parent.glob("*.tmp"))  # written under temporary names, then renamed
     stamp = paths["index"].stat().st_mtime_ns
     info = json.loads(paths["info"].read_text())
     assert info["built_from"]["num_items"] == 30 and sorted(info["built_from"]["shards"]) == [
