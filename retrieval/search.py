@@ -320,6 +320,11 @@ def _save(prepared: PreparedIndex, paths: dict[str, Path], source: dict[str, Any
     _replace_with(paths["info"], lambda tmp: tmp.write_text(json.dumps(info, indent=2, sort_keys=True)))
 
 
+def unfinished_shards(folder: str | os.PathLike, manifest: store.Manifest) -> list[int]:
+    """Shards the manifest plans that have no file yet (an embedding run still going, or killed): not searched."""
+    return sorted(set(range(manifest.num_shards)) - store.finished_shards(folder))
+
+
 def read_ids_and_sources(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
     """The `id` and `source` columns of every finished shard, in shard order (the embeddings are not read)."""
     import pyarrow.parquet as pq

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -87,7 +88,13 @@ def _read_queries_file(path: Path) -> list[dict[str, str]]:
 
 def run_search(args: argparse.Namespace) -> None:
     from vlm2vec_hf.retrieval import store
-    from vlm2vec_hf.retrieval.search import SearchError, embed_queries, load_query_model, search_folder
+    from vlm2vec_hf.retrieval.search import (
+        SearchError,
+        embed_queries,
+        load_query_model,
+        search_folder,
+        unfinished_shards,
+    )
 
     if args.top_k < 1:
         raise SearchError(f"--top-k must be at least 1, got {args.top_k}")
@@ -95,6 +102,12 @@ def run_search(args: argparse.Namespace) -> None:
     if manifest is None:
         raise SearchError(f"{args.folder} has no {store.MANIFEST}: not a `vlm2vec embed` folder")
     inputs, described = read_queries(args)
+    if missing := unfinished_shards(args.folder, manifest):
+        print(
+            f"vlm2vec search: warning: {len(missing)} of {manifest.num_shards} shards are not embedded yet "
+            f"(first: {missing[0]}); searching the others",
+            file=sys.stderr,
+        )
     model = load_query_model(manifest, args.model, args.device)
     vectors = embed_queries(model, manifest, inputs, batch_size=args.batch_size)
     hits, prepared = search_folder(

@@ -173,6 +173,17 @@ def test_the_index_is_saved_reused_and_rebuilt_when_the_folder_grows(tmp_path):
     assert json.loads(paths["info"].read_text())["built_from"]["num_items"] == 40
 
 
+def test_shards_not_embedded_yet_are_named(tmp_path):
+    vectors = clustered(30, 16, seed=7)
+    folder = write_folder(tmp_path / "partial", [str(i) for i in range(30)], ["s"] * 30, vectors, shard_size=10)
+    manifest = store.read_manifest(folder)
+    assert search.unfinished_shards(folder, manifest) == []
+    store.shard_path(folder, 1).unlink()  # a run killed before shard 1
+    assert search.unfinished_shards(folder, manifest) == [1]
+    hits, _ = search.search_folder(folder, vectors[25:26], top_k=1)
+    assert hits[0][0].id == "25"
+
+
 def test_an_index_without_its_json_is_rebuilt(vectors_folder, tmp_path):
     vectors = clustered(20, 16, seed=4)
     folder = write_folder(tmp_path / "half", [str(i) for i in range(20)], ["s"] * 20, vectors)
@@ -301,6 +312,8 @@ def test_cli_text_output_shows_ids_scores_and_sources_in_every_mode(embedded, ca
         rank, score, item_id, source = lines[2].split()
         assert (rank, item_id, source) == ("1.", "i0", image) and abs(float(score) - 1) < 0.02
         assert len(lines) == 4
+    assert main(["search", str(folder), "--video", sources[-1], "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[2:] == ["v0", sources[-1]]
     assert main(["search", str(folder), "--query", TEXTS[3], "--truncate-dim", "16", "--json"]) == 0
     output = json.loads(capsys.readouterr().out)
     assert output["index"]["dim"] == 16 and output["results"][0]["hits"][0]["id"] == "t3"
