@@ -131,11 +131,18 @@ def stored_float_dim(manifest: store.Manifest) -> int:
 # ---- building and searching an index ----------------------------------------------------------------------
 
 
-def new_index(mode: str, dim: int):
-    from usearch.index import Index
+def usearch_index_class():
+    """`usearch.index.Index`, or a `SearchError` saying how to install it (the `[search]` extra)."""
+    try:
+        from usearch.index import Index
+    except ImportError:
+        raise SearchError('search needs usearch, the [search] extra: pip install "vlm2vec-hf[search]"') from None
+    return Index
 
+
+def new_index(mode: str, dim: int):
     dtype, metric = INDEX_KINDS[mode]
-    return Index(ndim=dim, metric=metric, dtype=dtype, connectivity=2, expansion_add=2)
+    return usearch_index_class()(ndim=dim, metric=metric, dtype=dtype, connectivity=2, expansion_add=2)
 
 
 def build_index(
@@ -246,8 +253,6 @@ def prepare_folder_index(folder: str | os.PathLike, mode: str | None = None, dim
     """The (mode, dim) index of `folder`: loaded when its JSON matches the folder's shards, else built and saved.
 
     `mode` None: the stored precision's own (`DEFAULT_MODE`). `dim` None: the stored dimension."""
-    from usearch.index import Index
-
     manifest = store.read_manifest(folder)
     if manifest is None:
         raise SearchError(f"{folder} has no {store.MANIFEST}: not a `vlm2vec embed` folder")
@@ -266,7 +271,7 @@ def prepare_folder_index(folder: str | os.PathLike, mode: str | None = None, dim
             return PreparedIndex(
                 mode,
                 dim,
-                Index.restore(str(paths["index"]), view=True),
+                usearch_index_class().restore(str(paths["index"]), view=True),
                 ranges=np.load(paths["ranges"]) if info["files"].get("ranges") else None,
                 rescore_vectors=np.load(paths["rescore"], mmap_mode="r") if info["files"].get("rescore") else None,
             )

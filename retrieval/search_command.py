@@ -1,6 +1,7 @@
 """`vlm2vec search`: top-k of an embedded folder for a text, image, image + text or video query, or a file of them.
 
-The parser imports nothing heavy; `run_search` imports the model stack and the index library when it runs."""
+The parser imports nothing heavy (`search` imports numpy at the top, the rest in its functions); `run_search` imports
+the model stack and the index library when it runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from vlm2vec_hf.retrieval.search import DEFAULT_RESCORE_MULTIPLIER, MODES
 
 
 def add_search_command(subparsers) -> None:
@@ -26,17 +29,19 @@ def add_search_command(subparsers) -> None:
         "folder), or a text file with one query text a line",
     )
     parser.add_argument("--model", help="model folder or Hub id (default: the manifest's); must be the folder's model")
-    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--top-k", type=int, default=10, help="results per query (default: 10)")
     parser.add_argument(
         "--mode",
-        choices=["exact", "int8", "binary"],
+        choices=MODES,
         help="exact (float32), int8 or binary (1 bit a dimension) with rescoring; default: exact, or the stored "
         "precision's for an int8 / ubinary folder",
     )
     parser.add_argument(
         "--rescore-multiplier",
         type=int,
-        help="quantized modes: rescore top-k x this many candidates (default: int8 4, binary 10)",
+        help="quantized modes: rescore top-k x this many candidates (default: "
+        + ", ".join(f"{mode} {DEFAULT_RESCORE_MULTIPLIER[mode]}" for mode in MODES[1:])
+        + ")",
     )
     parser.add_argument("--truncate-dim", type=int, help="search the first D dimensions, renormalised (Matryoshka)")
     parser.add_argument("--batch-size", type=int, default=8, help="query embedding batch size")

@@ -7,6 +7,7 @@ these tests do not depend on `vlm2vec embed`."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +326,11 @@ def test_a_model_other_than_the_folders_is_refused_by_name(embedded, tiny_random
     assert main(["search", str(folder), "--query", "a cat", "--model", str(tiny_random_model_dir)]) == 2
     error = capsys.readouterr().err
     assert f"model {str(tiny_random_model_dir)!r}" in error and "is not the model the folder was embedded with" in error
+
+
+def test_without_usearch_the_error_names_the_extra(monkeypatch, tmp_path):
+    vectors = clustered(10, 16, seed=8)
+    folder = write_folder(tmp_path / "no-usearch", [str(i) for i in range(10)], ["s"] * 10, vectors)
+    monkeypatch.setitem(sys.modules, "usearch.index", None)  # `import usearch.index` fails
+    with pytest.raises(search.SearchError, match=r"\[search\] extra"):
+        search.search_folder(folder, vectors[:1])
