@@ -78,7 +78,6 @@ class Collection:
     items: list[CollectionItem]
     root: str = ""  # media paths are hashed relative to it, so a moved collection keeps its digest
 
-
     @property
     def ids(self) -> list[str]:
         return [item.id for item in self.items]
