@@ -123,7 +123,8 @@ def test_each_precision_is_sentence_transformers_quantization(tiny_random_model_
     from sentence_transformers.util.quantization import quantize_embeddings
 
     (tmp_path / "texts.txt").write_text("\n".join(TEXTS))
-    assert embed(tiny_random_model_dir, tmp_path / "texts.txt", tmp_path / "out", "--precision", precision) == 0
+    flags = ["--precision", precision, "--shard-size", "2"]  # int8: every shard quantized with the saved ranges
+    assert embed(tiny_random_model_dir, tmp_path / "texts.txt", tmp_path / "out", *flags) == 0
     _, sources, stored = store.read_embeddings(tmp_path / "out")
     floats = encoded(model, sources)
     assert stored.dtype == store.NUMPY_DTYPES[precision]
