@@ -1,8 +1,8 @@
 """Throughput of `vlm2vec embed` against a plain `SentenceTransformer.encode` loop over the same items, 1 process.
 
-(a) `embed_collection` (what `vlm2vec embed TABLE --model M --out DIR` runs): load the model, fingerprint it, write
-    the manifest, check the items, embed shard by shard (items sorted by estimated cost, batches of `--batch-size`)
-    and write each parquet shard atomically.
+(a) `embed_collection` (what `vlm2vec embed TABLE --model M --out DIR` runs): read the table with `datasets`, load
+    the model, fingerprint it, write the manifest, check the items, embed shard by shard (items sorted by estimated
+    cost, batches of `--batch-size`) and write each parquet shard atomically.
 (b) The loop a user writes without it: load the same model, `model.encode(inputs, batch_size=B,
     normalize_embeddings=True)` over the whole list (sentence-transformers sorts it by length), `np.save` the matrix.
 
@@ -11,7 +11,7 @@ bundled images), on CPU, in this process; the timings are whole calls, model loa
 interleaved repeats measured in one run. The ratio (a)/(b) in items/s is what to read. The two must also agree on
 the vectors (max abs difference reported).
 
-    python benchmarks/embed_throughput.py [--size mid] [--items 96] [--batch-size 16] [--repeats 3] [--out DIR]
+    python benchmarks/embed_throughput.py [--size mid] [--items 64] [--batch-size 16] [--repeats 5] [--out DIR]
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def to_markdown(result: dict) -> str:
         f"{result['items']} items (half texts, half images), Qwen2-VL {result['size']} random model "
         f"({result['params_m']:.1f}M parameters), batch size {result['batch_size']}, 1 process, CPU fp32, "
         f"{result['threads']} torch threads; whole calls including model loading (and, for `vlm2vec embed`, "
-        f"fingerprinting, checks and parquet writing); median of {result['repeats']} interleaved repeats.",
+        "reading the table with `datasets`, fingerprinting, checks and parquet writing); median of "
+        f"{result['repeats']} interleaved repeats.",
         "",
         "| pipeline | seconds (median) | items/s | all repeats (s) |",
         "| --- | --- | --- | --- |",
@@ -106,9 +107,9 @@ def to_markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="mid")
-    parser.add_argument("--items", type=int, default=96)
+    parser.add_argument("--items", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:

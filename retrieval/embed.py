@@ -193,8 +193,12 @@ def load_model(model_source: str, ranks: Ranks, device: str | None):
     return SentenceTransformer(str(model_source), device=device_for(ranks, device), trust_remote_code=True)
 
 
-def wanted_manifest(model, model_source: str, collection: Collection, options: EmbedOptions) -> store.Manifest:
-    """The manifest this run's folder must have (model fingerprint, settings, input digest)."""
+def wanted_manifest(
+    model, model_source: str, collection: Collection, options: EmbedOptions, fingerprint: bool = True
+) -> store.Manifest:
+    """The manifest this run's folder must have (model fingerprint, settings, input digest). `fingerprint=False`
+    leaves the fingerprint out (None): only rank 0 checks and writes the manifest, and hashing every weight takes
+    seconds per GB."""
     from vlm2vec_hf.evaluation.embedding_cache import model_fingerprint
     from vlm2vec_hf.evaluation.evaluator import embedding_settings
 
@@ -217,7 +221,10 @@ def wanted_manifest(model, model_source: str, collection: Collection, options: E
     if options.precision == "int8":
         settings["calibration_size"] = options.calibration_size
     return store.Manifest(
-        model={"source": str(model_source), "fingerprint": model_fingerprint(model, embedding_settings(model))},
+        model={
+            "source": str(model_source),
+            "fingerprint": model_fingerprint(model, embedding_settings(model)) if fingerprint else None,
+        },
         settings=settings,
         input={
             "source": collection.source,
@@ -283,7 +290,7 @@ def embed_collection(
     out = Path(out)
     ranks = init_process_group()
     model = load_model(str(model_source), ranks, options.device)
-    manifest = wanted_manifest(model, str(model_source), collection, options)
+    manifest = wanted_manifest(model, str(model_source), collection, options, fingerprint=ranks.is_main)
     embedder = ShardEmbedder(model, options)
     shards_before, shares = _from_main(ranks, lambda: _prepare(out, manifest, collection, embedder, ranks.world_size))
     embedder.ranges = store.load_calibration(out) if options.precision == "int8" else None
