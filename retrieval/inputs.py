@@ -10,7 +10,8 @@ Every reader returns a [`Collection`]: items in a fixed order with unique string
 - **Table** (`.parquet`, `.jsonl`, `.json`, `.csv`, `.tsv`, or a folder written by `Dataset.save_to_disk`): text,
   image and video columns (named by the caller or found by name, see `TEXT_COLUMNS` ...); the id is the `id` column
   when there is one, else the row number (from 0). An empty text beside an image or a clip is that media alone.
-  Relative media paths are resolved against `media_root`, else the table's folder.
+  Relative media paths are resolved against `media_root`, else the table's folder. Media are read from files: a
+  `datasets` Image / Video cell counts by its path (one that holds bytes must name an existing file).
 """
 
 from __future__ import annotations
@@ -155,13 +156,20 @@ def _pick(wanted: str | None, candidates: Sequence[str], names: Sequence[str], r
     return next((name for name in candidates if name in names), None)
 
 
-def _media_path(value, root: Path) -> str:
-    """A table cell as a media path: a string, or a `datasets` Image/Video cell's `path`; relative to `root`."""
+def _media_path(value, root: Path, where: str) -> str:
+    """A table cell as a media path relative to `root`: a string, or a `datasets` Image / Video cell's `path`. A cell
+    that holds the media's bytes counts only when its path names an existing file (the pixels are read from there)."""
+    embedded = False
     if isinstance(value, dict):  # Image(decode=False) / Video(decode=False): {"path", "bytes"}
+        embedded = bool(value.get("bytes"))
         value = value.get("path")
-    if not value:
-        return ""
-    return str(root / value) if not os.path.isabs(value) else str(value)
+    path = "" if not value else str(value) if os.path.isabs(value) else str(root / value)
+    if embedded and not os.path.isfile(path):
+        raise ValueError(
+            f"{where} holds media bytes, and its path {value!r} names no file under {root}: embed reads media from "
+            "files; give --media-root the folder of the original files, or a column of paths"
+        )
+    return path
 
 
 def read_table(
@@ -209,8 +217,8 @@ def read_table(
             CollectionItem(
                 item_id,
                 text=str(row[text] or "") if text else "",
-                image=_media_path(row[image], root) if image else "",
-                video=_media_path(row[video], root) if video else "",
+                image=_media_path(row[image], root, f"{path}: row {row_number}: the image column") if image else "",
+                video=_media_path(row[video], root, f"{path}: row {row_number}: the video column") if video else "",
             )
         )
     if not items:

@@ -205,3 +205,51 @@ def test_skip_bad_lists_the_item_and_keeps_the_rest(tiny_random_model_dir, model
     ids, sources, matrix = store.read_embeddings(tmp_path / "out")
     assert ids == ["im0.png", "im1.png", "im2.png"]
     np.testing.assert_allclose(matrix, encoded(model, [{"image": s} for s in sources]), atol=1e-5)
+
+
+def test_a_folder_of_another_model_is_refused(tiny_random_model_dir, tmp_path, capsys):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_random_model_dir, other)
+    weights = load_file(other / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 0.01  # one tensor changed: another fingerprint
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "texts.txt").write_text("\n".join(TEXTS))
+    assert embed(tiny_random_model_dir, tmp_path / "texts.txt", tmp_path / "out") == 0
+    capsys.readouterr()
+    assert embed(other, tmp_path / "texts.txt", tmp_path / "out") == 2
+    error = capsys.readouterr().err
+    assert "differs in model" in error and "setting" not in error
+
+
+def test_csv_and_saved_dataset_tables(images, tmp_path):
+    import datasets
+
+    (tmp_path / "t.csv").write_text(f"id,text,image\nx,a dog,{images}/im0.png\ny,,{images}/im1.png\nz,only text,\n")
+    collection = read_collection(tmp_path / "t.csv")
+    assert collection.ids == ["x", "y", "z"]
+    assert [item.encoder_input() for item in collection.items] == [
+        {"image": str(images / "im0.png"), "text": "a dog"},
+        {"image": str(images / "im1.png")},
+        "only text",
+    ]
+    table = datasets.Dataset.from_dict(
+        {"caption": ["p", "q"], "image": [str(images / "im2.png"), str(images / "im3.png")]}
+    )
+    table.cast_column("image", datasets.Image()).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(ValueError, match="row 0: the image column holds media bytes, and its path 'im2.png'"):
+        read_collection(tmp_path / "saved")  # save_to_disk keeps the bytes and the file names only
+    collection = read_collection(tmp_path / "saved", media_root=images)
+    assert collection.kind == "table" and collection.ids == ["0", "1"]
+    assert [(i.text, i.image) for i in collection.items] == [
+        ("p", str(images / "im2.png")),
+        ("q", str(images / "im3.png")),
+    ]
+    rows = {"text": ["a"], "image": [{"bytes": (images / "im0.png").read_bytes(), "path": None}]}
+    datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()).to_parquet(str(tmp_path / "bytes.parquet"))
+    with pytest.raises(ValueError, match="row 0: the image column holds media bytes, and its path None"):
+        read_collection(tmp_path / "bytes.parquet")
