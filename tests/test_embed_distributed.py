@@ -56,10 +56,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def torchrun_embed(model_dir: Path, table: Path, out: Path, env: dict[str, str] | None = None):
+def torchrun_embed(model_dir: Path, table: Path, out: Path, *flags: str, env: dict[str, str] | None = None):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
     command += ["--master_port", str(free_port()), "--module", "vlm2vec_hf.cli", "embed", str(table)]
     command += ["--model", str(model_dir), "--out", str(out), "--shard-size", str(SHARD_SIZE), "--batch-size", "2"]
+    command += flags
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
@@ -92,3 +93,15 @@ def test_a_killed_rank_leaves_valid_shards_and_a_rerun_completes(tiny_random_mod
     )
     assert (report.shards_before, report.shards_embedded) == (len(done), 6 - len(done))
     assert_same_folder(tmp_path / "out", one_process)
+
+
+def test_int8_ranks_quantize_with_rank_0_calibration(tiny_random_model_dir, table, tmp_path):
+    args = ["embed", str(table), "--model", str(tiny_random_model_dir), "--out", str(tmp_path / "one")]
+    assert main([*args, "--shard-size", str(SHARD_SIZE), "--batch-size", "2", "--precision", "int8"]) == 0
+    result = torchrun_embed(tiny_random_model_dir, table, tmp_path / "two", "--precision", "int8")
+    assert result.returncode == 0, result.stderr[-5000:]
+    ranges = store.load_calibration(tmp_path / "two")
+    assert np.abs(ranges - store.load_calibration(tmp_path / "one")).max() <= 1e-6
+    (ids, _, two), (ref_ids, _, one) = store.read_embeddings(tmp_path / "two"), store.read_embeddings(tmp_path / "one")
+    assert ids == ref_ids and two.dtype == np.int8
+    assert np.abs(two.astype(int) - one.astype(int)).max() <= 1  # floats within 1e-6 may tip a rounding edge
