@@ -307,8 +307,8 @@ def embed_collection(
             items = [collection.items[i] for i in positions]
             floats, kept, bad_rows = embedder.embed(items, bar)
             store.write_shard_bad_items(out, shard, bad_rows)
-            if bad_rows and not options.skip_bad:
-                error = [*(error or []), *bad_rows]
+            if bad_rows and not options.skip_bad:  # stop; the other ranks finish their shards, then all raise
+                error = bad_rows
                 break
             kept_items = [items[i] for i in kept]
             store.write_shard(
