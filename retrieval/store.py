@@ -6,7 +6,9 @@ Layout of a folder written by `vlm2vec embed`:
     shards/shard-00000.parquet  columns `id` (string), `source` (string: the item's file path or text),
                                 `embedding` (fixed-size list of float32 / float16 / int8 / uint8)
     calibration.safetensors     int8 only: the quantization `ranges` (2, dim) every shard was quantized with
-    bad_items.jsonl             items that could not be embedded: {"id", "source", "error"} per line
+    bad_items.jsonl             items that could not be embedded: {"id", "source", "error", "shard"} per line,
+                                merged from bad_items/shard-NNNNN.jsonl (one file per shard, written atomically
+                                by whichever rank embedded the shard, so ranks never write the same file)
     index/                      search indexes, built once by `vlm2vec search`
 
 A shard is written to a temporary name and renamed into place, so a shard file that exists is complete; a killed run
@@ -119,7 +121,9 @@ def check_manifest(existing: Manifest, wanted: Manifest) -> None:
         if existing.settings.get(name) != wanted.settings.get(name):
             there, here = existing.settings.get(name), wanted.settings.get(name)
             differences.append(f"setting {name} ({there!r} there, {here!r} here)")
-    if existing.input.get("ids_sha256") != wanted.input.get("ids_sha256"):
+    # `content_sha256` (texts and media paths too) is compared when both manifests record it.
+    contents = (existing.input.get("content_sha256"), wanted.input.get("content_sha256"))
+    if existing.input.get("ids_sha256") != wanted.input.get("ids_sha256") or (all(contents) and len(set(contents)) > 1):
         differences.append(f"input ({existing.input.get('source')!r} there, {wanted.input.get('source')!r} here)")
     if existing.shard_size != wanted.shard_size:
         differences.append(f"shard size ({existing.shard_size} there, {wanted.shard_size} here)")
@@ -195,3 +199,48 @@ def append_bad_items(folder: str | os.PathLike, rows: Sequence[dict[str, str]]) 
     with open(Path(folder) / BAD_ITEMS, "a") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
+
+
+def save_calibration(folder: str | os.PathLike, ranges: np.ndarray) -> None:
+    """Write the int8 quantization `ranges` `(2, dim)` (per-dimension minimum and maximum) atomically."""
+    from safetensors.numpy import save_file
+
+    ranges = np.ascontiguousarray(ranges, dtype=np.float32)
+    _write_atomically(Path(folder) / CALIBRATION, lambda tmp: save_file({"ranges": ranges}, str(tmp)))
+
+
+def load_calibration(folder: str | os.PathLike) -> np.ndarray | None:
+    """The int8 quantization `ranges` `(2, dim)`, or None when the folder has none."""
+    from safetensors.numpy import load_file
+
+    path = Path(folder) / CALIBRATION
+    return load_file(str(path))["ranges"] if path.is_file() else None
+
+
+def shard_bad_items_path(folder: str | os.PathLike, shard: int) -> Path:
+    return Path(folder) / "bad_items" / f"shard-{shard:05d}.jsonl"
+
+
+def write_shard_bad_items(folder: str | os.PathLike, shard: int, rows: Sequence[dict[str, str]]) -> None:
+    """Replace shard `shard`'s bad-item rows (atomically; none: its file is removed). Call before writing the shard,
+    so a finished shard always has its report."""
+    path = shard_bad_items_path(folder, shard)
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps({**row, "shard": shard}) + "\n" for row in rows)
+    _write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def merge_bad_items(folder: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rewrite `bad_items.jsonl` from every shard's bad-item file, in shard order, and return its rows."""
+    directory = Path(folder) / "bad_items"
+    files = sorted(directory.glob("shard-*.jsonl")) if directory.is_dir() else []
+    rows = [json.loads(line) for path in files for line in path.read_text().splitlines() if line]
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    target = Path(folder) / BAD_ITEMS
+    tmp = target.with_name(f"{BAD_ITEMS}.{os.getpid()}.tmp")  # two ranks stopping at once each write their own
+    tmp.write_text(text)
+    os.replace(tmp, target)
+    return rows

@@ -19,6 +19,7 @@ from vlm2vec_hf.evaluation.command import add_eval_command, run_eval
 from vlm2vec_hf.evaluation.video_tables import add_video_eval_parser, run_video_eval
 from vlm2vec_hf.hub_cards.command import add_push_command, run_push
 from vlm2vec_hf.modeling_vlm2vec.backbones import DEFAULT_MODEL_TYPE, all_families, all_prompt_formats
+from vlm2vec_hf.retrieval.embed_command import add_embed_command, run_embed
 from vlm2vec_hf.retrieval.search_command import add_search_command, run_search
 from vlm2vec_hf.tiny import init_choices, init_size_choices
 
@@ -277,6 +278,7 @@ COMMANDS = {
     "merge": (_add_merge, _run_merge),
     "eval": (add_eval_command, run_eval),
     "push": (add_push_command, run_push),
+    "embed": (add_embed_command, run_embed),
     "search": (add_search_command, run_search),
 }
 
