@@ -102,12 +102,10 @@ def truncate(vectors: np.ndarray, dim: int | None) -> np.ndarray:
 
 def read_ranges(folder: str | os.PathLike) -> np.ndarray:
     """The int8 quantization ranges `(2, dim)` the folder's shards were quantized with (`store.CALIBRATION`)."""
-    from safetensors.numpy import load_file
-
-    path = Path(folder) / store.CALIBRATION
-    if not path.is_file():
+    ranges = store.load_calibration(folder)
+    if ranges is None:
         raise SearchError(f"{folder} stores int8 embeddings but has no {store.CALIBRATION} (their ranges)")
-    return load_file(path)["ranges"].astype(np.float32)
+    return ranges.astype(np.float32)
 
 
 def float_corpus(precision: str, stored: np.ndarray, ranges: np.ndarray | None = None) -> np.ndarray | None:
