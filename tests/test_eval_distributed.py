@@ -116,8 +116,8 @@ def test_cache_waits_out_a_long_lock_and_reads_during_it(tmp_path, monkeypatch):
     other.execute("BEGIN EXCLUSIVE")
     other.execute("INSERT INTO embeddings VALUES ('x', x'00')")
     threading.Timer(1.0, lambda: other.execute("COMMIT")).start()
-    cache = EmbeddingCache(tmp_path, "fp")
     start = time.monotonic()
+    cache = EmbeddingCache(tmp_path, "fp")
     assert set(cache.get([("old", ""), ("new", "")])) == {("old", "")}
     assert time.monotonic() - start < 0.5  # not blocked by the writer
     cache.put([("new", "")], np.zeros((1, 4), np.float32))
