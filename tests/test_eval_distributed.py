@@ -195,7 +195,8 @@ def test_trainer_evaluator_under_ddp_encodes_only_its_share(tiny_random_model_di
     assert shares["world_size"] == 2 and [share["items"] for share in shares["ranks"]] == counts
     tokens = [share["estimated_tokens"] for share in shares["ranks"]]
     assert max(tokens) / (sum(tokens) / 2) <= 1.1
-    assert records[0]["metrics"] == records[1]["metrics"]  # every rank returns the same dict
+    scores = [{name: value for name, value in record["metrics"].items() if "mmeb" in name} for record in records]
+    assert scores[0] == scores[1] and len(scores[0]) > 3  # every rank has the same scores (its own runtime)
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(tiny_random_model_dir), trust_remote_code=True, device="cpu")
