@@ -33,6 +33,9 @@ PROTOCOLS = ("v1", "v2")
 # Clips per video `encode` call: the processor's default 1 GiB clip cache holds 32 clips of 8 frames at the published
 # V2 models' largest frame (1,003,520 px, 24 MB a clip), so every item of a call finds its clip prepared.
 CLIPS_PER_CALL = 32
+# Embeddings per rank in one gather round to rank 0: 8192 x 4096 float32 is 128 MiB, which rank 0 receives from each
+# rank at once (on the GPU, with NCCL), rather than all of an MMEB-V2 run's vectors in one message.
+ROWS_PER_GATHER = 8192
 
 
 def encoder_input(item: Item):
@@ -272,21 +275,24 @@ class MMEBEvaluator(BaseEvaluator):
             "estimated_tokens": round(sum(item_cost(items[index]) for index in mine)),
             "seconds": time.perf_counter() - start,
         }
-        parts = gather_to_main((mine, vectors, share, error), ranks)
+        parts = gather_to_main((share, error), ranks)
+        computed: dict[int, np.ndarray] = {}
+        for first in range(0, max(map(len, shares)), ROWS_PER_GATHER):  # the same rounds on every rank
+            rows = slice(first, first + ROWS_PER_GATHER)
+            received = gather_to_main((mine[rows], None if vectors is None else vectors[rows]), ranks)
+            for indices, rank_vectors in received or []:
+                computed.update(zip(indices, rank_vectors if rank_vectors is not None else []))
         if not ranks.is_main:
             return None, {"encoded": len(todo), "from_cache": 0}, []
-        failed = [f"rank {part[2]['rank']}:\n{part[3]}" for part in parts if part[3] is not None]
+        failed = [f"rank {part[0]['rank']}:\n{part[1]}" for part in parts if part[1] is not None]
         if failed:
             raise RuntimeError("encoding failed on " + "\n".join(failed))
-        computed: dict[int, np.ndarray] = {}
-        for indices, rank_vectors, _share, _error in parts:
-            computed.update(zip(indices, rank_vectors))
         if cache is not None:
             if ranks.distributed and computed:
                 cache.put([items[index] for index in computed], np.stack(list(computed.values())))
             cache.close()
         stacked = np.stack([cached[item] if item in cached else computed[index] for index, item in enumerate(items)])
-        return stacked, {"encoded": len(todo), "from_cache": len(cached)}, [part[2] for part in parts]
+        return stacked, {"encoded": len(todo), "from_cache": len(cached)}, [part[0] for part in parts]
 
     def score_dataset(self, dataset: EvalDataset, embeddings: np.ndarray, index: dict[Item, int]) -> dict:
         """Metrics of one dataset (each in [0, 1]) from the embeddings of all items."""

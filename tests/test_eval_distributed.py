@@ -79,6 +79,25 @@ def test_equal_count_order_balances_cost_in_equal_count_slices():
         assert max(contiguous) / (sum(contiguous) / world_size) > 1.5  # the listed order alone is far off
 
 
+def test_embeddings_are_gathered_in_rounds(monkeypatch):
+    from test_eval_metrics import StubModel
+
+    from vlm2vec_hf.distributed import Ranks
+    from vlm2vec_hf.evaluation import evaluator as evaluator_module
+    from vlm2vec_hf.evaluation.data import EvalDataset
+
+    texts = [f"t{i}" for i in range(7)]
+    vectors = {text: [1.0, float(i)] for i, text in enumerate(texts)}
+    dataset = EvalDataset(
+        "Set", queries=[(t, "") for t in texts], candidates=[[(t, "")] for t in texts], relevance=[{0: 1.0}] * 7
+    )
+    items = unique_items([dataset])
+    whole, _ = MMEBEvaluator([dataset]).embed(StubModel(vectors), items)
+    monkeypatch.setattr(evaluator_module, "ROWS_PER_GATHER", 2)  # 4 rounds of at most 2 rows
+    rounds, _, shares = MMEBEvaluator([dataset]).embed_shared(StubModel(vectors), items, Ranks())
+    assert np.array_equal(rounds, whole) and shares[0]["items"] == 7
+
+
 # ---- the cache with many writers ---------------------------------------------------------------------------------
 
 
