@@ -6,6 +6,10 @@ import argparse
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vlm2vec_hf.distributed import Ranks
 
 
 def add_eval_command(subparsers) -> None:
@@ -116,7 +120,7 @@ def run_eval(args: argparse.Namespace) -> None:
             dist.destroy_process_group()
 
 
-def run_eval_on_rank(args: argparse.Namespace, ranks) -> None:
+def run_eval_on_rank(args: argparse.Namespace, ranks: Ranks) -> None:
     """`vlm2vec eval` in one process, or as one rank of several (its device from its local rank); rank 0 prints."""
     from sentence_transformers import SentenceTransformer
 
