@@ -41,6 +41,12 @@ def torchrun(nproc: int, *command: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), *port, *command]
 
 
+def accelerate_launch(nproc: int, *command: str) -> list[str]:
+    # --multi_gpu is accelerate's torchrun launcher; on a machine without GPUs its processes use gloo on the CPU.
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(nproc)]
+    return [*launch, "--main_process_port", str(free_port()), *command]
+
+
 def eval_args(model_dir: Path, data: Path, out: Path, *extra: str) -> list[str]:
     common = ["--model", str(model_dir), "--data", str(data / "eval"), "--image-dir", str(data / "images")]
     return ["eval", *common, "--subsets", *SUBSETS, "--out", str(out), "--batch-size", "8", *extra]
@@ -148,10 +154,15 @@ def test_cache_waits_out_a_long_lock_and_reads_during_it(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_process_eval_gives_the_numbers_of_one_process(tiny_random_model_dir, mini_mmeb, tmp_path):
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_process_eval_gives_the_numbers_of_one_process(launcher, tiny_random_model_dir, mini_mmeb, tmp_path):
     alone = run_alone(tiny_random_model_dir, mini_mmeb, tmp_path / "alone")
     args = eval_args(tiny_random_model_dir, mini_mmeb, tmp_path / "two")
-    result = subprocess.run(torchrun(2, "--no-python", VLM2VEC, *args), capture_output=True, text=True, timeout=900)
+    if launcher == "torchrun":
+        command = torchrun(2, "--no-python", VLM2VEC, *args)
+    else:
+        command = accelerate_launch(2, "--no_python", VLM2VEC, *args)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     assert two["datasets"] == alone["datasets"] and two["groups"] == alone["groups"]
