@@ -6,6 +6,10 @@ import argparse
 import logging
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vlm2vec_hf.distributed import Ranks
 
 
 def add_eval_command(subparsers) -> None:
@@ -63,10 +67,13 @@ def evaluate_and_report(
     """Score a loaded `SentenceTransformer` on the MMEB data at `data` and write the reports to `out`.
 
     `prompt_style`: `"inline"` or `"system"` (`data.PROMPT_STYLES`), or `"auto"`: the model processor's
-    `instruction_turn`. Returns the evaluator's results (with `skipped`: the sub-folders of `data` that were not
+    `instruction_turn`. Under `torchrun` / `accelerate launch` (an initialised process group), every rank calls this
+    and encodes a share of the items; rank 0 alone writes the reports (the other ranks get no paths). Returns the
+    evaluator's results (with `skipped`: the sub-folders of `data` that were not
     datasets, as `{"name", "reason"}`, empty when `subsets` are named; and `prompt_style`) and the report paths
     (`json`, `markdown`, `png`).
     """
+    from vlm2vec_hf.distributed import group_ranks
     from vlm2vec_hf.evaluation.data import load_mmeb_eval
     from vlm2vec_hf.evaluation.evaluator import MMEBEvaluator
     from vlm2vec_hf.evaluation.report import write_reports
@@ -80,6 +87,8 @@ def evaluate_and_report(
     evaluator(model)
     evaluator.results["skipped"] = [asdict(entry) for entry in datasets.skipped]
     evaluator.results["prompt_style"] = prompt_style
+    if not group_ranks().is_main:  # under torchrun, rank 0 alone writes the reports
+        return evaluator.results, {}
     return evaluator.results, write_reports(evaluator.results, out, name, compare=compare, release=release)
 
 
@@ -96,15 +105,31 @@ def skipped_lines(results: dict) -> list[str]:
 
 
 def run_eval(args: argparse.Namespace) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    from vlm2vec_hf.evaluation.published import check_published, is_summary_model
-    from vlm2vec_hf.evaluation.report import comparison, comparison_lines, group_comparison, group_comparison_lines
+    from vlm2vec_hf.distributed import init_process_group
+    from vlm2vec_hf.evaluation.published import check_published
 
     if args.compare:
         check_published(args.compare, args.release)  # an unknown name fails before any encoding
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model = SentenceTransformer(args.model, trust_remote_code=True, device=args.device)
+    ranks = init_process_group()  # one process unless launched by torchrun / accelerate launch
+    try:
+        run_eval_on_rank(args, ranks)
+    finally:
+        if ranks.distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def run_eval_on_rank(args: argparse.Namespace, ranks: Ranks) -> None:
+    """`vlm2vec eval` in one process, or as one rank of several (its device from its local rank); rank 0 prints."""
+    from sentence_transformers import SentenceTransformer
+
+    from vlm2vec_hf.distributed import device_for
+    from vlm2vec_hf.evaluation.published import is_summary_model
+    from vlm2vec_hf.evaluation.report import comparison, comparison_lines, group_comparison, group_comparison_lines
+
+    logging.basicConfig(level=logging.INFO if ranks.is_main else logging.WARNING, format="%(message)s")
+    model = SentenceTransformer(args.model, trust_remote_code=True, device=device_for(ranks, args.device))
     if args.out:
         out = Path(args.out)
     else:
@@ -121,9 +146,11 @@ def run_eval(args: argparse.Namespace) -> None:
         cache_dir=args.cache_dir,
         compare=args.compare,
         release=args.release,
-        show_progress_bar=True,
+        show_progress_bar=ranks.is_main,
         prompt_style=args.prompt_style,
     )
+    if not ranks.is_main:
+        return
     print(paths["markdown"].read_text())
     for line in skipped_lines(results):
         print(line)

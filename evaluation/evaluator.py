@@ -15,21 +15,27 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 
 import numpy as np
 from sentence_transformers.base.evaluation import BaseEvaluator
 from tqdm.auto import tqdm
 
+from vlm2vec_hf.distributed import Ranks, broadcast_from_main, equal_count_order, gather_to_main, group_ranks
 from vlm2vec_hf.evaluation.aggregate import headline_metric, v1_groups, v2_groups
 from vlm2vec_hf.evaluation.data import EvalDataset, Item, item_instruction, item_parts
 from vlm2vec_hf.evaluation.embedding_cache import EmbeddingCache, model_fingerprint
 from vlm2vec_hf.evaluation.metrics import hit_at_1, mean_metrics, rank, ranking_metrics
+from vlm2vec_hf.evaluation.sharding import check_same_items, item_cost, item_shares
 
 logger = logging.getLogger(__name__)
 PROTOCOLS = ("v1", "v2")
 # Clips per video `encode` call: the processor's default 1 GiB clip cache holds 32 clips of 8 frames at the published
 # V2 models' largest frame (1,003,520 px, 24 MB a clip), so every item of a call finds its clip prepared.
 CLIPS_PER_CALL = 32
+# Embeddings per rank in one gather round to rank 0: 8192 x 4096 float32 is 128 MiB, which rank 0 receives from each
+# rank at once (on the GPU, with NCCL), rather than all of an MMEB-V2 run's vectors in one message.
+ROWS_PER_GATHER = 8192
 
 
 def encoder_input(item: Item):
@@ -116,8 +122,14 @@ class MMEBEvaluator(BaseEvaluator):
         clips_per_call: video items are encoded in `encode` calls of at most this many distinct clips, all items of a
             clip together, so that the model's prepared-clip cache decodes each clip once; keep it under what the
             cache (`clip_cache_bytes`, default 1 GiB) holds. Embeddings do not depend on it.
+        distributed: None (default): when a `torch.distributed` process group is initialised, every rank must call
+            the evaluator; the items are split across the ranks by estimated cost, rank 0 scores, and every rank
+            returns rank 0's metrics. Inside `SentenceTransformerTrainer` under DDP, where sentence-transformers runs
+            the evaluator on rank 0 and shares out its `encode` calls, each call is ordered so the equal-count
+            slices carry equal cost. False: this process encodes everything (call it on one rank only).
 
-    After a call, `self.results` holds everything (per-dataset metrics, groups, encoding counts) for the reports.
+    After a call, `self.results` holds everything (per-dataset metrics, groups, encoding counts, and `distributed`:
+    the world size and each rank's items, estimated tokens and encoding seconds) for the reports.
     """
 
     def __init__(
@@ -129,6 +141,7 @@ class MMEBEvaluator(BaseEvaluator):
         cache_dir: str | os.PathLike | None = None,
         show_progress_bar: bool | None = None,
         clips_per_call: int = CLIPS_PER_CALL,
+        distributed: bool | None = None,
     ):
         super().__init__()
         if protocol not in PROTOCOLS:
@@ -144,54 +157,142 @@ class MMEBEvaluator(BaseEvaluator):
         self.cache_dir = cache_dir
         self.show_progress_bar = show_progress_bar
         self.clips_per_call = clips_per_call
+        self.distributed = distributed
+        self._served: list[dict] | None = None
         self.primary_metric = "hit@1" if protocol == "v1" else "overall"
         self.greater_is_better = True
         self.results: dict = {}
 
-    def embed(self, model, items: list[Item]) -> tuple[np.ndarray, dict[str, int]]:
-        """Embeddings of `items` (shape `(len(items), dim)`, float32, L2-normalised) and how many were encoded."""
-        cache = None
-        if self.cache_dir is not None:
-            cache = EmbeddingCache(self.cache_dir, model_fingerprint(model, embedding_settings(model)))
-        cached = cache.get(items) if cache else {}
-        todo = [item for item in items if item not in cached]
+    def process_ranks(self, model) -> Ranks:
+        """The processes that share this evaluation: the initialised process group's (every rank runs the evaluator,
+        as under `torchrun vlm2vec eval`), or one process: with no group, with `distributed=False`, or inside
+        sentence-transformers' distributed evaluation (the trainer under DDP, where rank 0 alone runs the evaluator
+        and the other ranks serve its `encode` calls; see `encode_items`)."""
+        if self.distributed is False or getattr(model, "_distributed_inference", None) is not None:
+            return Ranks()
+        return group_ranks()
+
+    def encode_items(self, model, items: list[Item], store=None, show_progress_bar: bool | None = None) -> np.ndarray:
+        """Embeddings of `items` (shape `(len(items), dim)`, float32, L2-normalised), text-only, image and video
+        items in separate `encode` calls; `store(group, vectors)` is called after each call (the cache).
+
+        Inside sentence-transformers' distributed evaluation, each call's inputs are ordered so that its
+        equal-count slices, one per rank, carry near-equal estimated cost (`equal_count_order`)."""
+        serving = getattr(model, "_distributed_inference", None)
+        serving_ranks = group_ranks().world_size if serving is not None else 1
         computed: dict[Item, np.ndarray] = {}
 
-        def encode(group: list[Item], show_progress_bar: bool | None) -> None:
+        def encode(group: list[Item], show: bool | None) -> None:
+            order = list(range(len(group)))
+            if serving_ranks > 1:
+                costs = [item_cost(item) for item in group]
+                order = equal_count_order(costs, serving_ranks)
+                for share, part in enumerate(np.array_split(np.asarray(order, dtype=int), serving_ranks)):
+                    self._served[share]["items"] += len(part)
+                    self._served[share]["estimated_tokens"] += round(sum(costs[i] for i in part))
+            ordered = [group[i] for i in order]
             vectors = model.encode(
-                [encoder_input(item) for item in group],
+                [encoder_input(item) for item in ordered],
                 batch_size=self.batch_size,
                 convert_to_numpy=True,
                 normalize_embeddings=True,
-                show_progress_bar=show_progress_bar,
+                show_progress_bar=show,
             ).astype(np.float32)
-            computed.update(zip(group, vectors))
-            if cache:
-                cache.put(group, vectors)
+            computed.update(zip(ordered, vectors))
+            if store is not None:
+                store(ordered, vectors)
 
+        if serving_ranks > 1:
+            self._served = [
+                {"rank": rank, "items": 0, "estimated_tokens": 0, "seconds": None} for rank in range(serving_ranks)
+            ]
         # Text-only, image and video items in separate calls: encode() sorts each by length, and no text batch pads
         # up to an image's or a clip's hundreds of visual tokens. Video items: a few clips per call (clip_chunks).
         by_kind: dict[str, list[Item]] = {"text": [], "image": [], "video": []}
-        for item in todo:
+        for item in items:
             by_kind[item_kind(item)].append(item)
         for kind in ("text", "image"):
             if by_kind[kind]:
-                encode(by_kind[kind], self.show_progress_bar)
+                encode(by_kind[kind], show_progress_bar)
         chunks = clip_chunks(by_kind["video"], self.clips_per_call)
         if len(chunks) == 1:
-            encode(chunks[0], self.show_progress_bar)
+            encode(chunks[0], show_progress_bar)
         elif chunks:  # one bar over all video calls (on as encode() would turn its own on), none per call
-            show = self.show_progress_bar
+            show = show_progress_bar
             if show is None:
                 show = logging.getLogger("sentence_transformers").isEnabledFor(logging.INFO)
             with tqdm(total=len(by_kind["video"]), desc="Video items", disable=not show) as bar:
                 for chunk in chunks:
                     encode(chunk, False)
                     bar.update(len(chunk))
-        if cache:
+        if not computed:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([computed[item] for item in items])
+
+    def embed(self, model, items: list[Item]) -> tuple[np.ndarray, dict[str, int]]:
+        """Embeddings of `items` (shape `(len(items), dim)`, float32, L2-normalised) and how many were encoded, in
+        this process alone."""
+        embeddings, counts, _shares = self.embed_shared(model, items, Ranks())
+        return embeddings, counts
+
+    def embed_shared(
+        self, model, items: list[Item], ranks: Ranks
+    ) -> tuple[np.ndarray | None, dict[str, int], list[dict]]:
+        """[`embed`] with the work split across `ranks`: rank 0 looks the items up in the cache, the items it lacks
+        are split by estimated cost (`item_shares`), each rank encodes its share, and rank 0 gathers the vectors,
+        stores them in the cache and returns all embeddings; other ranks return None. Also returns each rank's
+        share: `{"rank", "items", "estimated_tokens", "seconds"}` (its encoding time)."""
+        cache, cached, lookup_error = None, {}, None
+        try:
+            if self.cache_dir is not None and ranks.is_main:  # one reader and writer per evaluation (see the docs)
+                cache = EmbeddingCache(self.cache_dir, model_fingerprint(model, embedding_settings(model)))
+                cached = cache.get(items)
+        except Exception:
+            if not ranks.distributed:
+                raise
+            lookup_error = traceback.format_exc()
+        todo = [index for index, item in enumerate(items) if item not in cached]
+        if ranks.distributed:  # every rank reaches each collective, whatever failed where
+            check_same_items(items, ranks)
+            todo, lookup_error = broadcast_from_main((todo, lookup_error), ranks)
+            if lookup_error is not None:
+                raise RuntimeError(f"rank 0 could not read the embedding cache:\n{lookup_error}")
+        shares = item_shares([items[index] for index in todo], ranks.world_size)
+        mine = [todo[position] for position in shares[ranks.rank]]
+        show = self.show_progress_bar if ranks.is_main else False
+        store = cache.put if cache is not None and not ranks.distributed else None
+        start = time.perf_counter()
+        error = None
+        try:
+            vectors = self.encode_items(model, [items[index] for index in mine], store, show)
+        except Exception:
+            if not ranks.distributed:
+                raise
+            vectors, error = None, traceback.format_exc()  # rank 0 raises it for everyone, after the gather
+        share = {
+            "rank": ranks.rank,
+            "items": len(mine),
+            "estimated_tokens": round(sum(item_cost(items[index]) for index in mine)),
+            "seconds": time.perf_counter() - start,
+        }
+        parts = gather_to_main((share, error), ranks)
+        computed: dict[int, np.ndarray] = {}
+        for first in range(0, max(map(len, shares)), ROWS_PER_GATHER):  # the same rounds on every rank
+            rows = slice(first, first + ROWS_PER_GATHER)
+            received = gather_to_main((mine[rows], None if vectors is None else vectors[rows]), ranks)
+            for indices, rank_vectors in received or []:
+                computed.update(zip(indices, rank_vectors if rank_vectors is not None else []))
+        if not ranks.is_main:
+            return None, {"encoded": len(todo), "from_cache": 0}, []
+        failed = [f"rank {part[0]['rank']}:\n{part[1]}" for part in parts if part[1] is not None]
+        if failed:
+            raise RuntimeError("encoding failed on " + "\n".join(failed))
+        if cache is not None:
+            if ranks.distributed and computed:
+                cache.put([items[index] for index in computed], np.stack(list(computed.values())))
             cache.close()
-        stacked = np.stack([cached[item] if item in cached else computed[item] for item in items])
-        return stacked, {"encoded": len(todo), "from_cache": len(cached)}
+        stacked = np.stack([cached[item] if item in cached else computed[index] for index, item in enumerate(items)])
+        return stacked, {"encoded": len(todo), "from_cache": len(cached)}, [part[0] for part in parts]
 
     def score_dataset(self, dataset: EvalDataset, embeddings: np.ndarray, index: dict[Item, int]) -> dict:
         """Metrics of one dataset (each in [0, 1]) from the embeddings of all items."""
@@ -223,16 +324,40 @@ class MMEBEvaluator(BaseEvaluator):
         }
 
     def __call__(self, model, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        ranks = self.process_ranks(model)
+        self._served = None
+        try:
+            outcome = self.evaluate(model, ranks)
+        except Exception as error:
+            if not ranks.distributed:
+                raise
+            outcome = error
+        if ranks.distributed:  # every rank returns rank 0's results, or raises its error
+            message = broadcast_from_main(outcome if not isinstance(outcome, Exception) else repr(outcome), ranks)
+            if isinstance(outcome, Exception) and ranks.is_main:
+                raise outcome
+            if isinstance(message, str):
+                raise RuntimeError(f"the evaluation failed on rank 0: {message}")
+            outcome = message
+        self.results, metrics = outcome
+        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+        return metrics
+
+    def evaluate(self, model, ranks: Ranks) -> tuple[dict, dict[str, float]] | None:
+        """Encode (shared across `ranks`) and score: `(results, metrics)` on rank 0, None on the other ranks."""
         start = time.perf_counter()
         items = unique_items(self.datasets)
-        embeddings, counts = self.embed(model, items)
+        embeddings, counts, shares = self.embed_shared(model, items, ranks)
+        if not ranks.is_main:
+            return None
         index = {item: position for position, item in enumerate(items)}
         per_dataset = {dataset.name: self.score_dataset(dataset, embeddings, index) for dataset in self.datasets}
         scores = {name: result["score"] for name, result in per_dataset.items()}
         meta = {dataset.name: dataset.meta for dataset in self.datasets}
         groups = v1_groups(scores, meta) if self.protocol == "v1" else v2_groups(scores, meta)
         naive = sum(len(dataset.items()) for dataset in self.datasets)
-        self.results = {
+        shares = self._served or shares  # inside sentence-transformers' distributed evaluation: its ranks' shares
+        results = {
             "protocol": self.protocol,
             "datasets": per_dataset,
             "groups": {group.name: group.to_dict() for group in groups},
@@ -243,22 +368,22 @@ class MMEBEvaluator(BaseEvaluator):
                 **counts,
                 "forward_passes_saved": naive - counts["encoded"],
             },
+            "distributed": {"world_size": len(shares), "ranks": shares},
             "seconds": time.perf_counter() - start,
         }
         logger.info(
-            "MMEB %s: %d datasets, %d items listed, %d distinct, %d encoded (%d from cache)",
+            "MMEB %s: %d datasets, %d items listed, %d distinct, %d encoded (%d from cache) by %d process(es)",
             self.protocol,
             len(self.datasets),
             naive,
             len(items),
             counts["encoded"],
             counts["from_cache"],
+            len(shares),
         )
         metrics = {f"{name}_{result['headline_metric']}": result["score"] for name, result in per_dataset.items()}
         metrics.update({f"group_{group.name}": group.score for group in groups if group.score is not None})
-        metrics["overall"] = self.results["overall"]
+        metrics["overall"] = results["overall"]
         if self.protocol == "v1":
-            metrics["hit@1"] = self.results["overall"]
-        metrics = self.prefix_name_to_metrics(metrics, self.name)
-        self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
-        return metrics
+            metrics["hit@1"] = results["overall"]
+        return results, self.prefix_name_to_metrics(metrics, self.name)

@@ -107,7 +107,20 @@ def to_markdown(
         f"{encoding['encoded']} ({encoding['from_cache']} from the cache); encodings saved: "
         f"{encoding['forward_passes_saved']}. Wall time {results['seconds']:.1f} s.",
     ]
+    if "distributed" in results:
+        lines.append(processes_line(results["distributed"]))
     return "\n".join(lines) + "\n"
+
+
+def processes_line(distributed: dict) -> str:
+    """`Processes: 2 (rank 0: 40 items, ~10,496 tokens, 3.1 s; rank 1: ...)`: the world size and each rank's share of
+    the encoding (its time unknown, `–`, where sentence-transformers ran the other ranks' share)."""
+    shares = "; ".join(
+        f"rank {share['rank']}: {share['items']} items, ~{share['estimated_tokens']:,} tokens, "
+        + ("–" if share["seconds"] is None else f"{share['seconds']:.1f} s")
+        for share in distributed["ranks"]
+    )
+    return f"Processes: {distributed['world_size']} ({shares})."
 
 
 def comparison_lines(results: dict, published: dict[str, float], published_name: str) -> list[str]:

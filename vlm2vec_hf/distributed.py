@@ -47,6 +47,16 @@ def launched_ranks() -> Ranks:
     return Ranks(rank, world_size, local_rank)
 
 
+def group_ranks() -> Ranks:
+    """This process's place in the initialised process group (e.g. the trainer's); `Ranks()` when there is none."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return Ranks()
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    return Ranks(rank, world_size, int(os.environ.get("LOCAL_RANK", str(rank))))
+
+
 def init_process_group() -> Ranks:
     """Join the launcher's process group (once) and return this process's ranks; a no-op for one process."""
     ranks = launched_ranks()
@@ -108,6 +118,49 @@ def gather_objects(value: Any, ranks: Ranks) -> list[Any]:
     gathered: list[Any] = [None] * ranks.world_size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def gather_to_main(value: Any, ranks: Ranks) -> list[Any] | None:
+    """Every rank's `value`, in rank order, on rank 0 only (None elsewhere; `[value]` for one process): unlike
+    `gather_objects`, the other ranks hold no copy of everyone's values."""
+    if not ranks.distributed:
+        return [value]
+    import torch.distributed as dist
+
+    gathered: list[Any] | None = [None] * ranks.world_size if ranks.is_main else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered
+
+
+def broadcast_from_main(value: Any, ranks: Ranks) -> Any:
+    """Rank 0's `value` on every rank (what the others pass is ignored)."""
+    if not ranks.distributed:
+        return value
+    import torch.distributed as dist
+
+    holder = [value if ranks.is_main else None]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def equal_count_order(costs: Sequence[float], world_size: int) -> list[int]:
+    """An order of the items whose contiguous equal-count slices (as `numpy.array_split` cuts them: the first
+    `len % world_size` slices one item longer) have near-equal total cost, for a splitter that cuts by count, such
+    as sentence-transformers' distributed evaluation. Items are dealt from the costliest down, each to the cheapest
+    slice that still has room (ties by item index, then by slice)."""
+    if world_size < 1:
+        raise ValueError(f"world_size must be at least 1, got {world_size}")
+    size, remainder = divmod(len(costs), world_size)
+    room = [size + (share < remainder) for share in range(world_size)]
+    loads = [(0.0, share) for share in range(world_size) if room[share]]
+    heapq.heapify(loads)
+    slices: list[list[int]] = [[] for _ in range(world_size)]
+    for index in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        load, share = heapq.heappop(loads)
+        slices[share].append(index)
+        if len(slices[share]) < room[share]:
+            heapq.heappush(loads, (load + costs[index], share))
+    return [index for share in slices for index in sorted(share)]
 
 
 def barrier(ranks: Ranks) -> None:
