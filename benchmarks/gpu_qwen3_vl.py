@@ -17,11 +17,11 @@ in turn; the bundled photos), through `SentenceTransformer.encode` with the inst
 
 Writes `results/gpu_qwen3_vl.{json,md}` (with the card's name and the run's provenance). It needs CUDA and exits with
 an error without it. `--device cpu --dry-run` runs the same code on a tiny random model with 5 inputs (one of each
-kind), batch sizes 2 and 5 and one repeat, to check the script and its FLOP-share arithmetic without a GPU; it writes
-only to an explicit `--out`, and its numbers mean nothing.
+kind, clips of 2 frames), batch sizes 2 and 5 and one repeat, to check the script and its FLOP-share arithmetic
+without a GPU; it writes only to an explicit `--out`, and its numbers mean nothing.
 
-    python benchmarks/gpu_qwen3_vl.py [--model FOLDER] [--items 256] [--batch-sizes 16 64] [--repeats 3]
-        [--peak-tflops T] [--out DIR]
+    python benchmarks/gpu_qwen3_vl.py [--model FOLDER] [--items 256] [--frames 8] [--batch-sizes 16 64]
+        [--repeats 3] [--peak-tflops T] [--out DIR]
     python benchmarks/gpu_qwen3_vl.py --device cpu --dry-run --peak-tflops 1 --out /tmp/gpu-smoke
 """
 
@@ -57,7 +57,6 @@ TEXTS = [
     "What kind of building stands by the lake in this photograph, and how old might it be?",
 ]
 KINDS = ("text", "image", "image+text", "video", "video+text")
-FRAMES_PER_CLIP = 8
 # (dtype, attention) set against the fp32 eager reference; flash-attention-2 rows only where it imports.
 DEVIATION_SETTINGS = (("float32", "sdpa"), ("bfloat16", "sdpa"), ("float16", "sdpa"))
 FLASH_SETTINGS = (("bfloat16", "flash_attention_2"), ("float16", "flash_attention_2"))
@@ -65,7 +64,7 @@ REFERENCE_SETTING = ("float32", "eager")
 THROUGHPUT_DTYPE = "bfloat16"
 
 
-def clip(image: Image.Image, frames: int = FRAMES_PER_CLIP) -> list[Image.Image]:
+def clip(image: Image.Image, frames: int) -> list[Image.Image]:
     """A pan over `image`: `frames` crops of three quarters of its width, moving left to right."""
     width, height = image.size
     crop = 3 * width // 4
@@ -73,8 +72,9 @@ def clip(image: Image.Image, frames: int = FRAMES_PER_CLIP) -> list[Image.Image]
     return [image.crop((round(i * step), 0, round(i * step) + crop, height)) for i in range(frames)]
 
 
-def mixed_inputs(count: int) -> list:
-    """`count` `SentenceTransformer.encode` inputs, the `KINDS` in turn over the bundled photos and `TEXTS`."""
+def mixed_inputs(count: int, frames: int) -> list:
+    """`count` `SentenceTransformer.encode` inputs, the `KINDS` in turn over the bundled photos and `TEXTS`; clips of
+    `frames` frames."""
     photos = [Image.open(path).convert("RGB") for path in sorted(BUNDLED_IMAGES.glob("*.png"))]
     inputs = []
     for index in range(count):
@@ -84,8 +84,8 @@ def mixed_inputs(count: int) -> list:
                 "text": text,
                 "image": photo,
                 "image+text": {"image": photo, "text": text},
-                "video": {"video": clip(photo)},
-                "video+text": {"video": clip(photo), "text": text},
+                "video": {"video": clip(photo, frames)},
+                "video+text": {"video": clip(photo, frames), "text": text},
             }[kind]
         )
     return inputs
@@ -203,7 +203,7 @@ def deviations(folder: Path, inputs: list, device: str, settings: list[tuple[str
 def measure(args: argparse.Namespace, folder: Path) -> dict:
     """The deviation and throughput rows of one run on `folder`."""
     flash = flash_attention_status()
-    inputs = mixed_inputs(args.items)
+    inputs = mixed_inputs(args.items, args.frames)
     settings = [*DEVIATION_SETTINGS, *(FLASH_SETTINGS if flash is None else ())]
     first = load(folder, args.device, *REFERENCE_SETTING)
     if family_of(first[0].model.vlm.config).name != FAMILY:
@@ -223,7 +223,7 @@ def measure(args: argparse.Namespace, folder: Path) -> dict:
         "flash_attention": {"run": flash is None, "version": version_of("flash-attn"), "why_not": flash},
         "items": args.items,
         "kinds": list(KINDS),
-        "frames_per_clip": FRAMES_PER_CLIP,
+        "frames_per_clip": args.frames,
         "repeats": args.repeats,
         "parameters": parameters,
         "per_item": per_item,
@@ -304,6 +304,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, help="a Qwen3-VL model folder (default: a random one of --size)")
     parser.add_argument("--size", choices=("tiny", "mid"), help="the random model's size (default mid; dry run tiny)")
     parser.add_argument("--items", type=int, help="inputs (default 256; dry run 5)")
+    parser.add_argument("--frames", type=int, help="frames per clip (default 8; dry run 2)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", help="default 16 64; dry run 2 5")
     parser.add_argument("--repeats", type=int, help="timed passes per row (default 3; dry run 1)")
     parser.add_argument("--peak-tflops", type=float, help="the card's bf16 dense peak, where gpu_peaks.json lacks it")
@@ -320,10 +321,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"torch.version.cuda {torch.version.cuda}): this benchmark needs an NVIDIA GPU; "
             "`--device cpu --dry-run` checks the script without one\n",
         )
-    defaults = (
-        {"size": "tiny", "items": len(KINDS), "batch_sizes": [2, len(KINDS)], "repeats": 1} if args.dry_run else {}
-    )
-    defaults = {"size": "mid", "items": 256, "batch_sizes": [16, 64], "repeats": 3, **defaults}
+    dry = {"size": "tiny", "items": len(KINDS), "frames": 2, "batch_sizes": [2, len(KINDS)], "repeats": 1}
+    defaults = {"size": "mid", "items": 256, "frames": 8, "batch_sizes": [16, 64], "repeats": 3}
+    defaults |= dry if args.dry_run else {}
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
