@@ -27,7 +27,8 @@ a/b is what to read. Before the timed repeats, each pipeline runs once at each b
 `torch.utils.flop_counter.FlopCounterMode`: that pass gives the model FLOPs it executes (matmuls, convolutions;
 element-wise work is not counted) and the embeddings the two pipelines must agree on (1e-4). Achieved FLOP/s =
 those FLOPs / the median time; the peak is the best of a few large fp32 `torch.mm` with the same thread count,
-measured at the start and at the end of the run (the higher one is used).
+measured at the start and at the end of the run (the higher one is used). The 1-minute load average at the start
+and the end is recorded too: on shared cores it says how quiet the run was.
 
     python benchmarks/encode_throughput.py [--families qwen2_vl phi3_v qwen3_vl] [--models tiny mid] [--items 64]
         [--phi-items 16] [--repeats 3] [--batch-sizes 1 16 64] [--out DIR] [--merge]
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
@@ -430,6 +432,8 @@ def finish_peak(results: dict) -> None:
 def run(families: list[str], models: list[str], items: int, phi_items: int, repeats: int, batch_sizes: list[int]):
     settings = {"items": items, "phi_items": phi_items, "repeats": repeats}
     results = {"families": families, "models": models, **settings, **machine_and_start_peak(), "rows": []}
+    # The cores may be shared: the load beside the run says how quiet it was.
+    results["load_average_1min"] = {"start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as workdir:
         for family in families:
             measured = FAMILY_ROWS[family]
@@ -486,6 +490,7 @@ def run(families: list[str], models: list[str], items: int, phi_items: int, repe
                             flush=True,
                         )
                 del ours, reference
+    results["load_average_1min"]["end"] = os.getloadavg()[0]
     finish_peak(results)
     return results
 
@@ -505,6 +510,7 @@ RUN_KEYS = (
     "torch",
     "matmul_peak_method",
     "matmul_peak_flop_per_s",
+    "load_average_1min",
     "provenance",
 )
 
@@ -558,7 +564,13 @@ def run_header(run: dict) -> list[str]:
         f"fp32 matmul peak of this machine in the same run: {peak['used'] / 1e9:.1f} GFLOP/s "
         f"({run['matmul_peak_method']}: {peak['start'] / 1e9:.1f} / {peak['end'] / 1e9:.1f} GFLOP/s). "
         "FLOPs are the model FLOPs one pass executes (`FlopCounterMode`: matmuls and convolutions); "
-        "% peak = achieved FLOP/s / that peak.",
+        "% peak = achieved FLOP/s / that peak."
+        + (
+            f" 1-minute load average at the start / end: {run['load_average_1min']['start']:.1f} / "
+            f"{run['load_average_1min']['end']:.1f}."
+            if "load_average_1min" in run
+            else ""
+        ),
     ]
 
 
