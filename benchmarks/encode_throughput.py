@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -376,6 +377,7 @@ FAMILY_ROWS = {
     "qwen3_vl": FamilyRows(build_qwen3_vl, reference_prompt=user_text),
 }
 MODEL_SIZES = ("tiny", "mid")
+MAX_CHART_COLUMNS = 4  # models side by side in the chart; more wrap onto further rows
 
 
 def matmul_peak(sizes: tuple[int, ...] = (2048, 4096), repeats: int = 3) -> float:
@@ -624,8 +626,17 @@ def plot(results: dict, path: Path, title: str | None = None) -> None:
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(model_label(row) for row in results["rows"]))
-    figure, axes = plt.subplots(2, len(models), figsize=(5 * len(models), 7.2), squeeze=False)
-    for column, model in enumerate(models):
+    blocks = math.ceil(len(models) / MAX_CHART_COLUMNS)  # rows of models, each a ratio row and a % peak row
+    columns = math.ceil(len(models) / blocks)
+    figure, grid = plt.subplots(2 * blocks, columns, figsize=(5 * columns, 7.2 * blocks), squeeze=False)
+    for unused in range(len(models), blocks * columns):
+        for axis in (
+            grid[2 * (unused // columns)][unused % columns],
+            grid[2 * (unused // columns) + 1][unused % columns],
+        ):
+            axis.axis("off")
+    for index, model in enumerate(models):
+        top, bottom = grid[2 * (index // columns)][index % columns], grid[2 * (index // columns) + 1][index % columns]
         rows = [row for row in results["rows"] if model_label(row) == model]
         kinds = list(dict.fromkeys(row["inputs"] for row in rows))
         batch_sizes = list(dict.fromkeys(row["batch_size"] for row in rows))
@@ -638,13 +649,11 @@ def plot(results: dict, path: Path, title: str | None = None) -> None:
 
         for offset, batch_size in enumerate(batch_sizes):
             positions = [index + (offset - (len(batch_sizes) - 1) / 2) * width for index in range(len(kinds))]
-            axes[0][column].bar(positions, values("ratio", batch_size), width, label=f"batch {batch_size}")
+            top.bar(positions, values("ratio", batch_size), width, label=f"batch {batch_size}")
             ours = [100 * value for value in values("ours_peak_fraction", batch_size)]
             reference = [100 * value for value in values("reference_peak_fraction", batch_size)]
-            bars = axes[1][column].bar(
-                [p - width / 4 for p in positions], ours, width / 2, label=f"ours, batch {batch_size}"
-            )
-            axes[1][column].bar(
+            bars = bottom.bar([p - width / 4 for p in positions], ours, width / 2, label=f"ours, batch {batch_size}")
+            bottom.bar(
                 [p + width / 4 for p in positions],
                 reference,
                 width / 2,
@@ -653,11 +662,11 @@ def plot(results: dict, path: Path, title: str | None = None) -> None:
                 alpha=0.5,
                 label=f"reference-style, batch {batch_size}",
             )
-        axes[0][column].axhline(1.0, color="black", linewidth=0.8)
-        axes[0][column].set_title(f"{model} ({rows[0]['parameters'] / 1e6:.1f}M params)")
-        axes[0][column].set_ylabel("throughput ratio, ours / reference-style")
-        axes[1][column].set_ylabel("achieved FLOP/s, % of fp32 matmul peak")
-        for axis in axes[:, column]:
+        top.axhline(1.0, color="black", linewidth=0.8)
+        top.set_title(f"{model} ({rows[0]['parameters'] / 1e6:.1f}M params)")
+        top.set_ylabel("throughput ratio, ours / reference-style")
+        bottom.set_ylabel("achieved FLOP/s, % of fp32 matmul peak")
+        for axis in (top, bottom):
             axis.set_xticks(range(len(kinds)), kinds)
             axis.legend(fontsize=7)
     if title is None:
