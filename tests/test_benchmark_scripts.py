@@ -96,7 +96,6 @@ def test_gpu_script_without_cuda_exits_with_an_error_naming_the_cause(monkeypatc
     assert "CUDA is not available" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_gpu_script_dry_run_measures_deviation_and_the_flop_share(tmp_path):
     gpu = benchmark("gpu_qwen3_vl")
     results = gpu.main(["--device", "cpu", "--dry-run", "--peak-tflops", "0.5", "--out", str(tmp_path)])
