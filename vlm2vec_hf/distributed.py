@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Estimated LLM tokens per visual input when the model does not say (a 448 x 448 image at Qwen2-VL's 28 px per
-# merged patch is 256 tokens; a clip is 8 such frames merged in pairs).
+# Estimated LLM tokens per visual input when the model does not say (a 448 x 448 image at 28 px per merged patch is
+# 256 tokens; a clip is 8 such frames merged in pairs).
 DEFAULT_IMAGE_TOKENS = 256
 DEFAULT_CLIP_TOKENS = 1024
 CHARS_PER_TOKEN = 4
