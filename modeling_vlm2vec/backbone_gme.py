@@ -25,16 +25,22 @@ imports only `torch`, `transformers`, `numpy` and `PIL`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from PIL import Image
 
-from .backbone_qwen2_vl import IMAGE_TOKEN, Qwen2VLFamily, fit_pixel_bounds
+from .backbone_qwen2_vl import (
+    CHAT_START,
+    IMAGE_TOKEN,
+    VLM2VEC_IMAGE_PLACEHOLDER,
+    Qwen2VLFamily,
+    chat_prompt_image_count,
+    fit_pixel_bounds,
+    is_complete_chat_prompt,
+)
 
 PROMPT_FORMAT = "gme"
 DEFAULT_INSTRUCTION = "You are a helpful assistant."
-CHAT_START = "<|im_start|>"
 VISION_BLOCK = f"<|vision_start|>{IMAGE_TOKEN}<|vision_end|>"
 # GmeQwen2VL(max_length=1800): the processor truncates every row (right side) at 1800 tokens.
 GME_MAX_LENGTH = 1800
@@ -43,8 +49,6 @@ GME_FACTOR = 28
 GME_MIN_PIXELS = 4 * 28 * 28
 GME_MAX_PIXELS = 16384 * 28 * 28
 GME_MAX_RATIO = 200
-# A VLM2Vec image placeholder and the separator VLM2Vec joined it with ("\n" in V2 prompts, " " in V1 prompts).
-VLM2VEC_PLACEHOLDER = re.compile(r"(?:<\|image_pad\|>|<\|image_\d+\|>)[ \n]?")
 
 
 def gme_prompt(text: str | None, instruction: str | None = None, num_images: int = 0) -> str:
@@ -106,19 +110,15 @@ class GmeFamily(Qwen2VLFamily):
         if num_videos:
             raise ValueError(f"holds a video, but the {self.name} recipe takes no video input")
         text = text or ""
-        if text.startswith(CHAT_START):
-            if instruction:
-                raise ValueError("a text that is already a complete GME chat prompt takes no instruction")
+        if is_complete_chat_prompt(text, instruction, "GME chat prompt"):
             return text
-        placeholders = len(VLM2VEC_PLACEHOLDER.findall(text))
+        placeholders = len(VLM2VEC_IMAGE_PLACEHOLDER.findall(text))
         if placeholders:
-            text, num_images = VLM2VEC_PLACEHOLDER.sub("", text), placeholders
+            text, num_images = VLM2VEC_IMAGE_PLACEHOLDER.sub("", text), placeholders
         return gme_prompt(text, instruction, num_images)
 
     def count_placeholders(self, prompt: str) -> int:
-        if prompt.startswith(CHAT_START):
-            return prompt.count(IMAGE_TOKEN)
-        return len(VLM2VEC_PLACEHOLDER.findall(prompt))
+        return chat_prompt_image_count(prompt)
 
     def resize_image(self, image: Image.Image) -> Image.Image:
         height, width = smart_resize(image.height, image.width)

@@ -12,6 +12,7 @@ This file is copied verbatim into every VLM2Vec model repository on the Hub, so 
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +42,29 @@ VIDEO_SIZE_FACTOR = 28
 VIDEO_MAX_RATIO = 200
 # mrope_section of random backbones (sums to head_dim / 2) per `INIT_SHAPES` size.
 INIT_MROPE_SECTIONS = {"tiny": [2, 3, 3], "mid": [8, 12, 12]}
+# Chat recipes on Qwen backbones (GME, Qwen3-VL-Embedding): a text starting with this is already a complete chat prompt.
+CHAT_START = "<|im_start|>"
+# A VLM2Vec image placeholder (MMEB's tag is swapped for this token by the processor) and the separator VLM2Vec joined
+# it with ("\n" in V2 prompts, " " in V1 prompts); chat recipes drop it and let it stand for one image.
+VLM2VEC_IMAGE_PLACEHOLDER = re.compile(r"(?:<\|image_pad\|>|<\|image_\d+\|>)[ \n]?")
+
+
+def is_complete_chat_prompt(text: str, instruction: str | None, prompt_name: str = "chat prompt") -> bool:
+    """Whether `text` is already a complete chat prompt (used as is); such a text takes no instruction, a
+    `ValueError` naming `prompt_name` says so."""
+    if not text.startswith(CHAT_START):
+        return False
+    if instruction:
+        raise ValueError(f"a text that is already a complete {prompt_name} takes no instruction")
+    return True
+
+
+def chat_prompt_image_count(prompt: str) -> int:
+    """Images a chat recipe's prompt holds: its image tokens when it is a complete chat prompt, else its VLM2Vec
+    placeholders."""
+    if prompt.startswith(CHAT_START):
+        return prompt.count(IMAGE_TOKEN)
+    return len(VLM2VEC_IMAGE_PLACEHOLDER.findall(prompt))
 
 
 def video_frame_size(

@@ -31,16 +31,22 @@ from typing import Any
 from PIL import Image
 
 from .backbone_common import ProcessorOption, init_shape, tokenize_checked
-from .backbone_qwen2_vl import Qwen2VLFamily, fit_pixel_bounds
+from .backbone_qwen2_vl import (
+    CHAT_START,
+    IMAGE_TOKEN,
+    VIDEO_TOKEN,
+    VLM2VEC_IMAGE_PLACEHOLDER,
+    Qwen2VLFamily,
+    chat_prompt_image_count,
+    fit_pixel_bounds,
+    is_complete_chat_prompt,
+)
 
 PROMPT_FORMAT = "qwen3_vl_embedding"
 DEFAULT_INSTRUCTION = "Represent the user's input."
-IMAGE_TOKEN = "<|image_pad|>"
-VIDEO_TOKEN = "<|video_pad|>"
 VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
 IMAGE_BLOCK = f"{VISION_START}{IMAGE_TOKEN}{VISION_END}"
 VIDEO_BLOCK = f"{VISION_START}{VIDEO_TOKEN}{VISION_END}"
-CHAT_START = "<|im_start|>"
 EMPTY_INPUT = "NULL"
 # Qwen3VLEmbedder's defaults: max_length 8192, image bounds 4,096 .. 1,843,200 px, a clip's total 7,864,320 px.
 EMBEDDING_MAX_LENGTH = 8192
@@ -55,8 +61,7 @@ VIDEO_MIN_TOKENS, VIDEO_MAX_TOKENS = 128, 768
 MAX_ASPECT_RATIO = 200
 # The timestamps qwen-vl-utils gives a frame list (frames_indices = range(n)).
 VIDEO_SAMPLE_FPS = 2.0
-# A VLM2Vec image / video placeholder (MMEB's tags are swapped for these by the processor) and the separator after it.
-VLM2VEC_IMAGE_PLACEHOLDER = re.compile(r"(?:<\|image_pad\|>|<\|image_\d+\|>)[ \n]?")
+# A VLM2Vec video placeholder (MMEB's tag is swapped for this by the processor) and the separator after it.
 VLM2VEC_VIDEO_PLACEHOLDER = re.compile(r"(?:<\|video_pad\|>|<\|video_\d+\|>)[ \n]?")
 # What a prompt's media expand from: a video block (or a bare video token) and an image token.
 MEDIA_SLOT = re.compile(rf"{re.escape(VIDEO_BLOCK)}|{re.escape(VIDEO_TOKEN)}|{re.escape(IMAGE_TOKEN)}")
@@ -181,9 +186,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
         """The embedding chat prompt. A `text` that is already one (starts with `<|im_start|>`) is used as is;
         VLM2Vec image / video placeholders in `text` are dropped and stand for the media instead of the counts."""
         text = text or ""
-        if text.startswith(CHAT_START):
-            if instruction:
-                raise ValueError("a text that is already a complete chat prompt takes no instruction")
+        if is_complete_chat_prompt(text, instruction):
             return text
         images, videos = len(VLM2VEC_IMAGE_PLACEHOLDER.findall(text)), len(VLM2VEC_VIDEO_PLACEHOLDER.findall(text))
         if images:
@@ -193,9 +196,7 @@ class Qwen3VLFamily(Qwen2VLFamily):
         return embedding_prompt(text, instruction, num_images, num_videos)
 
     def count_placeholders(self, prompt: str) -> int:
-        if prompt.startswith(CHAT_START):
-            return prompt.count(IMAGE_TOKEN)
-        return len(VLM2VEC_IMAGE_PLACEHOLDER.findall(prompt))
+        return chat_prompt_image_count(prompt)
 
     def load_image_processor(self, source, **hub_kwargs):
         from transformers import AutoImageProcessor
