@@ -49,11 +49,11 @@ class CollectionItem:
         return self.video or self.image or self.text
 
     def encoder_input(self):
-        """The `SentenceTransformer.encode` input: the text, or `{"image"|"video": path[, "text"]}`."""
-        media = {"video": self.video} if self.video else {"image": self.image} if self.image else {}
-        if not media:
-            return self.text
-        return {**media, "text": self.text} if self.text else media
+        """The `SentenceTransformer.encode` input: the text, or `{"image"|"video": path[, "text"]}`, as evaluation
+        items are given (`evaluator.encoder_input`)."""
+        from vlm2vec_hf.evaluation.evaluator import encoder_input
+
+        return encoder_input((self.text, self.image, self.video))
 
     def cost(self) -> float:
         """Estimated LLM tokens (`distributed.estimate_cost`)."""

@@ -386,14 +386,13 @@ def load_query_model(manifest: store.Manifest, model_source: str | None = None, 
 
 def query_input(text: str | None = None, image: str | None = None, video: str | None = None):
     """A query as `vlm2vec embed` hands items to `encode`: the text alone, or `{"image"|"video": path[, "text"]}`."""
+    from vlm2vec_hf.retrieval.inputs import CollectionItem
+
     if image and video:
         raise SearchError("a query takes an image or a video, not both")
-    media = {"video": str(video)} if video else {"image": str(image)} if image else {}
-    if not media:
-        if not text:
-            raise SearchError("a query needs a text, an image or a video")
-        return text
-    return {**media, "text": text} if text else media
+    if not (text or image or video):
+        raise SearchError("a query needs a text, an image or a video")
+    return CollectionItem("query", text or "", str(image or ""), str(video or "")).encoder_input()
 
 
 def embed_queries(model, manifest: store.Manifest, queries: list, batch_size: int = 8) -> np.ndarray:
