@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -646,3 +647,16 @@ def embed_like_the_loader(model) -> list[list[float]]:
         convert_to_tensor=True,
     )
     return torch.cat([queries, model.encode(["A cat and a dog"], convert_to_tensor=True)]).tolist()
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (a torchrun / accelerate rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(nproc: int, *command: str) -> list[str]:
+    """`python -m torch.distributed.run` with `nproc` processes on this machine, then `command`."""
+    port = ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), *port, *command]

@@ -5,22 +5,15 @@ processes end with identical weights."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import torchrun
 
 # Every test here is slow: two torchrun processes training.
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +39,7 @@ def test_two_process_training_gathers_negatives_and_stays_in_sync(request, famil
     fixture, steps = FAMILIES[family]
     model_dir = request.getfixturevalue(fixture)
     worker = Path(__file__).parent / "ddp_worker.py"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(free_port()),
-        str(worker),
-        str(model_dir),
-        str(mini_mmeb),
-        str(tmp_path),
-        str(steps),
-    ]
+    command = torchrun(2, str(worker), str(model_dir), str(mini_mmeb), str(tmp_path), str(steps))
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     records = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import torchrun
 from PIL import Image
 
 from vlm2vec_hf.cli import main
@@ -48,17 +48,8 @@ def write_image(path: Path, seed: int, height: int) -> None:
     Image.fromarray(rng.integers(0, 255, (height, 48, 3), dtype=np.uint8)).save(path)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def torchrun_embed(model_dir: Path, table: Path, out: Path, *flags: str, env: dict[str, str] | None = None):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-    command += ["--master_port", str(free_port()), "--module", "vlm2vec_hf.cli", "embed", str(table)]
+    command = torchrun(2, "--module", "vlm2vec_hf.cli", "embed", str(table))
     command += ["--model", str(model_dir), "--out", str(out), "--shard-size", str(SHARD_SIZE), "--batch-size", "2"]
     command += flags
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port, torchrun
 
 from vlm2vec_hf.cli import main
 from vlm2vec_hf.distributed import equal_count_order
@@ -28,17 +28,6 @@ from vlm2vec_hf.evaluation.sharding import item_cost, item_shares
 
 SUBSETS = ["Faces", "Digits_t2i", "Digits_VQA"]  # image -> text, text -> image, image + text -> text
 VLM2VEC = str(Path(sys.executable).parent / "vlm2vec")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def torchrun(nproc: int, *command: str) -> list[str]:
-    port = ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), *port, *command]
 
 
 def accelerate_launch(nproc: int, *command: str) -> list[str]:
